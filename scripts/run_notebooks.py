@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Execute the project's notebooks headless and fail loudly.
+
+Runs every notebook under notebooks/ (chapters first, then appendices), one kernel each, with the
+project's Jupyter kernel `llm-from-scratch`, and writes the executed copies to target/notebooks/
+(outside the source tree). A notebook fails, naming the notebook and the cell, on:
+
+  * an error output (a compile error, a `?` that returned `Err`, ...),
+  * "panicked at" anywhere in a cell's output (evcxr reports a panic as text, and a headless
+    `jupyter execute` would still exit 0),
+  * a cell that runs past --timeout seconds, or a kernel that dies.
+
+Usage: run_notebooks.py [--timeout S] [--out DIR] [--update] [NOTEBOOK ...]
+Exit status: 0 when every notebook ran clean, 1 otherwise. The last line reads
+"notebooks: N passed, M failed".
+
+--update writes the executed outputs back into the source notebooks (to commit the outputs of a
+real run, so the notebooks read well on a code host).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+KERNEL = "llm-from-scratch"
+PANIC = "panicked at"
+
+
+class NotebookFailure(Exception):
+    """A notebook failed; the message names the notebook and the cell."""
+
+
+def _texts(output: dict) -> list[str]:
+    """All text carried by one cell output (stream text, plain-text data, traceback)."""
+    out: list[str] = []
+    kind = output.get("output_type")
+    if kind == "stream":
+        out.append(output.get("text", ""))
+    elif kind in ("execute_result", "display_data"):
+        for mime, value in output.get("data", {}).items():
+            if mime.startswith("text/"):
+                out.append(value if isinstance(value, str) else "".join(value))
+    elif kind == "error":
+        out.append(output.get("ename", ""))
+        out.append(output.get("evalue", ""))
+        out.extend(output.get("traceback", []))
+    return out
+
+
+def cell_problems(cell: dict) -> list[str]:
+    """Why this executed cell counts as failed: one line per problem, empty when it is fine."""
+    problems: list[str] = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            what = output.get("evalue") or "".join(output.get("traceback", [])) or output.get("ename", "")
+            problems.append(f"error output: {_first_lines(what)}")
+            continue
+        for text in _texts(output):
+            if PANIC in text:
+                line = next(ln for ln in text.splitlines() if PANIC in ln)
+                problems.append(f"panic: {line.strip()}")
+    return problems
+
+
+def _first_lines(text: str, n: int = 6) -> str:
+    lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
+    more = " ..." if len(lines) > n else ""
+    return " | ".join(lines[:n]) + more
+
+
+def _describe(nb_path: Path, index: int, cell: dict) -> str:
+    source = "".join(cell.get("source", "")).strip().splitlines()
+    first = source[0] if source else ""
+    return f"{nb_path.name}: cell {index} ({first[:70]!r})"
+
+
+def run_notebook(nb_path: Path, out_dir: Path, timeout: int, kernel: str, update: bool) -> None:
+    """Execute one notebook; raise NotebookFailure naming the cell on the first failing cell."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    nb = nbformat.read(nb_path, as_version=4)
+
+    class CheckingClient(NotebookClient):
+        async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+            try:
+                result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            except CellTimeoutError as e:
+                raise NotebookFailure(f"{_describe(nb_path, cell_index, cell)}: timed out after {timeout} s") from e
+            except DeadKernelError as e:
+                raise NotebookFailure(f"{_describe(nb_path, cell_index, cell)}: the kernel died ({e})") from e
+            problems = cell_problems(cell)
+            if problems:
+                raise NotebookFailure(f"{_describe(nb_path, cell_index, cell)}: " + "; ".join(problems))
+            return result
+
+    client = CheckingClient(
+        nb,
+        kernel_name=kernel,
+        timeout=timeout,
+        startup_timeout=120,
+        allow_errors=True,  # errors are judged by cell_problems (which also catches panics)
+        record_timing=True,
+        # The kernel starts in the notebook's own folder, so `:dep ... { path = ".." }` finds the crate.
+        resources={"metadata": {"path": str(nb_path.parent)}},
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        client.execute()
+    finally:
+        nbformat.write(nb, out_dir / nb_path.name)
+    if update:
+        nbformat.write(nb, nb_path)
+
+
+def notebook_order(paths: list[Path]) -> list[Path]:
+    """Chapters (ch01, ch02, ...) first, then appendices, each sorted by name."""
+    return sorted(paths, key=lambda p: (not p.name.startswith("ch"), p.name))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb")
+    ap.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
+    ap.add_argument("--out", type=Path, default=REPO / "target" / "notebooks", help="folder for executed copies")
+    ap.add_argument("--kernel", default=KERNEL, help=f"kernel name (default {KERNEL})")
+    ap.add_argument("--update", action="store_true", help="write outputs back into the source notebooks")
+    args = ap.parse_args(argv)
+
+    paths = args.notebooks or sorted((REPO / "notebooks").glob("*.ipynb"))
+    if not paths:
+        print("notebooks: no notebook found", file=sys.stderr)
+        return 1
+    passed, failed = 0, 0
+    for nb_path in notebook_order([p.resolve() for p in paths]):
+        t0 = time.monotonic()
+        print(f"notebooks: running {nb_path.name} ...", flush=True)
+        try:
+            run_notebook(nb_path, args.out, args.timeout, args.kernel, args.update)
+        except NotebookFailure as e:
+            failed += 1
+            print(f"FAILED {e}", flush=True)
+        except Exception as e:  # kernel start-up failures, unreadable notebooks, ...
+            failed += 1
+            print(f"FAILED {nb_path.name}: {type(e).__name__}: {e}", flush=True)
+        else:
+            passed += 1
+            print(f"ok     {nb_path.name} ({time.monotonic() - t0:.0f} s)", flush=True)
+    print(f"executed copies in {args.out}")
+    print(f"notebooks: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+//! `llm`: the chapters' end-to-end runs from the command line.
+//!
+//! `llm info` prints the device and library versions; the chapters add `tokenize`, `generate`,
+//! `pretrain`, `finetune-spam`, `finetune-instruct`, `classify` and `bench`.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "llm", version, about = "Build a Large Language Model (From Scratch), in Rust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the device in use (CUDA or CPU), libtorch's CUDA support and the versions.
+    Info,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Info => info(),
+    }
+}
+
+fn info() -> Result<()> {
+    let report = llm_from_scratch::device_report();
+    println!("{report}");
+    println!("llm-from-scratch {}", env!("CARGO_PKG_VERSION"));
+    println!("libtorch cuda library loaded: {}", report.cuda_library);
+    println!("cuda devices: {}", report.cuda_devices);
+    println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
+    println!("cpu threads: {}", tch::get_num_threads());
+    Ok(())
+}

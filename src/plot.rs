@@ -1,0 +1,249 @@
+//! Figures drawn with `plotters`, shown inline in the notebooks and saved by the CLI.
+//!
+//! A figure is a plain struct (inspectable, and kept between evcxr cells) that implements
+//! [`Figure`]: it knows how to draw itself on any plotters backend. From that one drawing it can
+//! be rendered to an [`Svg`] (which evcxr displays inline), or saved as `.svg` or `.png`.
+//!
+//! Text is drawn with DejaVu Sans, compiled into the library (`assets/fonts/`), so figures look
+//! the same on every machine and need no system font library.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// The font every figure uses (registered with plotters on first use).
+pub const FONT: &str = "sans-serif";
+static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static REGISTER_FONT: Once = Once::new();
+
+fn ensure_font() {
+    REGISTER_FONT.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold, FontStyle::Italic, FontStyle::Oblique] {
+            // The font is a fixed asset: failing to parse it is a build defect.
+            plotters::style::register_font(FONT, style, FONT_BYTES)
+                .unwrap_or_else(|_| panic!("assets/fonts/DejaVuSans.ttf is not a valid font"));
+        }
+    });
+}
+
+/// Turn any plotters error into this crate's error.
+pub(crate) fn plot_err<E: std::fmt::Display>(e: E) -> Error {
+    Error::Plot(e.to_string())
+}
+
+/// An SVG document. In an evcxr notebook, a cell whose value is an `Svg` shows the picture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Svg(pub String);
+
+impl Svg {
+    /// The SVG text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Write the SVG to `path`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, &self.0).map_err(|e| Error::io(path, e))
+    }
+
+    /// Called by evcxr to show the value: prints the picture as `image/svg+xml`.
+    pub fn evcxr_display(&self) {
+        println!("EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT", self.0);
+    }
+}
+
+/// Something that can draw itself with plotters. Implementors get SVG and PNG output for free.
+pub trait Figure {
+    /// Width and height in pixels.
+    fn size(&self) -> (u32, u32) {
+        (720, 400)
+    }
+
+    /// Draw the figure on `root` (already filled white).
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static;
+
+    /// Render to an SVG document.
+    fn to_svg(&self) -> Result<Svg> {
+        ensure_font();
+        let mut out = String::new();
+        {
+            let root = SVGBackend::with_string(&mut out, self.size()).into_drawing_area();
+            root.fill(&WHITE).map_err(plot_err)?;
+            self.draw(&root)?;
+            root.present().map_err(plot_err)?;
+        }
+        Ok(Svg(out))
+    }
+
+    /// Save as SVG or PNG, chosen by the extension of `path` (`.svg` or `.png`).
+    fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
+            Some("svg") => self.to_svg()?.save(path),
+            Some("png") => {
+                ensure_font();
+                let root = BitMapBackend::new(path, self.size()).into_drawing_area();
+                root.fill(&WHITE).map_err(plot_err)?;
+                self.draw(&root)?;
+                root.present().map_err(|e| Error::Plot(format!("{}: {e}", path.display())))
+            }
+            _ => Err(Error::Plot(format!("{}: unknown image type (use .svg or .png)", path.display()))),
+        }
+    }
+}
+
+/// Give a [`Figure`] type an inherent `evcxr_display`, so a notebook cell shows it inline
+/// without importing the trait.
+macro_rules! evcxr_figure {
+    ($ty:ty) => {
+        impl $ty {
+            /// Called by evcxr to show the figure inline (as SVG).
+            pub fn evcxr_display(&self) {
+                match $crate::plot::Figure::to_svg(self) {
+                    Ok(svg) => svg.evcxr_display(),
+                    Err(e) => eprintln!("could not draw the figure: {e}"),
+                }
+            }
+        }
+    };
+}
+#[allow(unused_imports)] // used by the chapter modules
+pub(crate) use evcxr_figure;
+
+/// A bar chart with one labelled bar per value, optionally on a logarithmic y axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarChart {
+    pub title: String,
+    pub y_label: String,
+    /// `(label, value)` per bar, drawn left to right.
+    pub bars: Vec<(String, f64)>,
+    /// Use a base-10 logarithmic y axis (values must be positive).
+    pub log_y: bool,
+}
+
+evcxr_figure!(BarChart);
+
+impl Figure for BarChart {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        if self.bars.is_empty() {
+            return Err(Error::Plot(format!("bar chart '{}' has no bars", self.title)));
+        }
+        let n = self.bars.len() as u32;
+        let max = self.bars.iter().map(|b| b.1).fold(f64::MIN, f64::max);
+        let labels: Vec<String> = self.bars.iter().map(|b| b.0.clone()).collect();
+        let x_fmt = |x: &SegmentValue<u32>| match x {
+            SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        let mut builder = ChartBuilder::on(root);
+        builder
+            .caption(&self.title, (FONT, 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(80);
+        let bar_style = |i: usize| Palette99::pick(i).filled();
+        if self.log_y {
+            if let Some(b) = self.bars.iter().find(|b| b.1 <= 0.0) {
+                return Err(Error::Plot(format!("log axis needs positive values; '{}' is {}", b.0, b.1)));
+            }
+            let min = self.bars.iter().map(|b| b.1).fold(f64::MAX, f64::min);
+            let (lo, hi) = (10f64.powf(min.log10().floor()), 10f64.powf(max.log10().ceil()));
+            let mut chart = builder
+                .build_cartesian_2d((0..n).into_segmented(), (lo..hi).log_scale())
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_label_formatter(&x_fmt)
+                .y_desc(&self.y_label)
+                .y_label_formatter(&|v| format!("{v:.0e}"))
+                .label_style((FONT, 14))
+                .draw()
+                .map_err(plot_err)?;
+            chart
+                .draw_series(self.bars.iter().enumerate().map(|(i, b)| {
+                    let x = i as u32;
+                    Rectangle::new([(SegmentValue::Exact(x), lo), (SegmentValue::Exact(x + 1), b.1)], bar_style(i))
+                }))
+                .map_err(plot_err)?;
+        } else {
+            let mut chart = builder
+                .build_cartesian_2d((0..n).into_segmented(), 0.0..max * 1.1)
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_label_formatter(&x_fmt)
+                .y_desc(&self.y_label)
+                .label_style((FONT, 14))
+                .draw()
+                .map_err(plot_err)?;
+            chart
+                .draw_series(self.bars.iter().enumerate().map(|(i, b)| {
+                    let x = i as u32;
+                    Rectangle::new([(SegmentValue::Exact(x), 0.0), (SegmentValue::Exact(x + 1), b.1)], bar_style(i))
+                }))
+                .map_err(plot_err)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chart(log_y: bool) -> BarChart {
+        BarChart {
+            title: "GPT sizes".into(),
+            y_label: "parameters".into(),
+            bars: vec![("GPT-1".into(), 1.17e8), ("GPT-2".into(), 1.5e9), ("GPT-3".into(), 1.75e11)],
+            log_y,
+        }
+    }
+
+    #[test]
+    fn bar_chart_renders_svg_with_labels() {
+        for log_y in [false, true] {
+            let svg = chart(log_y).to_svg().unwrap();
+            assert!(svg.as_str().starts_with("<svg"), "not an SVG document");
+            for label in ["GPT-1", "GPT-2", "GPT-3", "GPT sizes", "parameters"] {
+                assert!(svg.as_str().contains(label), "SVG (log_y={log_y}) lacks '{label}'");
+            }
+            // Three bars plus the background: at least 4 <rect> elements.
+            assert!(svg.as_str().matches("<rect").count() >= 4, "bars missing (log_y={log_y})");
+        }
+    }
+
+    #[test]
+    fn saves_png_and_svg_and_rejects_other_types() {
+        let dir = std::env::temp_dir().join(format!("llm-fs-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = dir.join("c.png");
+        chart(true).save(&png).unwrap();
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG", "PNG signature");
+        chart(true).save(dir.join("c.svg")).unwrap();
+        let err = chart(true).save(dir.join("c.gif")).unwrap_err().to_string();
+        assert!(err.contains("c.gif"), "error should name the file: {err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn log_axis_rejects_non_positive_values() {
+        let mut c = chart(true);
+        c.bars.push(("zero".into(), 0.0));
+        let err = c.to_svg().unwrap_err().to_string();
+        assert!(err.contains("'zero'"), "{err}");
+    }
+}
