@@ -23,6 +23,31 @@ pub enum Error {
     /// Drawing a plot failed.
     #[error("plot: {0}")]
     Plot(String),
+    /// A file's contents are not in the expected format (`reason` names the line or key).
+    #[error("{path}: {reason}")]
+    Format { path: PathBuf, reason: String },
+    /// A data file's sha256 is not the one expected (a corrupt download, another version of the
+    /// file, or a wrong file in `LLM_DATA_DIR`).
+    #[error("checksum mismatch for {path}: expected sha256 {expected}, found {found}")]
+    Checksum { path: PathBuf, expected: String, found: String },
+    /// A data file is neither in the local data folder nor in the cache, and downloading it failed.
+    #[error("{0}")]
+    Download(String),
+    /// The text holds a special token (`<|endoftext|>`) that the caller did not allow.
+    #[error("the text contains the special token {token:?}, which is not allowed here (allow it, or encode it as ordinary text)")]
+    DisallowedSpecialToken { token: String },
+    /// A token id outside the tokenizer's vocabulary.
+    #[error("token id {id} is not in the vocabulary (ids run from 0 to {})", .vocab_size.saturating_sub(1))]
+    UnknownTokenId { id: u32, vocab_size: usize },
+    /// A word that a vocabulary without `<|unk|>` (SimpleTokenizerV1) does not hold.
+    #[error("the word {word:?} is not in the vocabulary (SimpleTokenizerV1 has no <|unk|> token; use SimpleTokenizerV2)")]
+    UnknownWord { word: String },
+    /// A text too short for one training window.
+    #[error("the text has {tokens} tokens; one window of max_length {max_length} needs at least {} (input plus the next token as target)", .max_length + 1)]
+    TextTooShort { tokens: usize, max_length: usize },
+    /// An argument outside its valid range (`name` says which).
+    #[error("invalid {name}: {reason}")]
+    InvalidArgument { name: &'static str, reason: String },
 }
 
 /// `Result` with this crate's [`Error`].

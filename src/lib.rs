@@ -8,15 +8,37 @@
 //! |---|---|
 //! | [`device`] | appendix A.9: choosing CUDA or the CPU; seeding (`torch.manual_seed`) |
 //! | [`plot`] | the figures: charts drawn inline in notebooks and saved by the CLI |
+//! | [`data`] | the book's data files: URLs, sha256 checksums, download cache, `LLM_DATA_DIR` |
+//! | [`tokenizer`] | chapter 2.2-2.5: regex tokenizers, GPT-2's byte-level BPE, BPE training |
+//! | [`dataloader`] | chapter 2.6: sliding-window data set and the batch loader of chapters 2 and 5-7 |
+//! | [`embedding`] | chapter 2.7-2.8: token and positional embeddings |
+//!
+//! Each chapter also has a facade module with its items under the book's names, e.g.
+//! [`ch02`]: `use llm_from_scratch::ch02::create_dataloader_v1;`.
 //!
 //! Every public item uses the book's names in Rust case (`GptModel`, `create_dataloader_v1`).
 
+pub mod data;
+pub mod dataloader;
 pub mod device;
+pub mod embedding;
 pub mod error;
 pub mod plot;
+pub mod tokenizer;
 
 pub use device::{device, device_report, load_libtorch_cuda, rng_lock, set_seed, DeviceReport};
 pub use error::{Error, Result};
+
+/// Chapter 2, "Working with text data": everything the chapter introduces, under the book's names.
+pub mod ch02 {
+    pub use crate::data::{the_verdict, DataFile, DataStore, INSTRUCTION_DATA, SMS_SPAM_COLLECTION, THE_VERDICT};
+    pub use crate::dataloader::{create_dataloader_v1, Batches, DataLoader, Dataset, GptDatasetV1};
+    pub use crate::embedding::{positional_embedding, token_embedding, InputEmbedding};
+    pub use crate::tokenizer::{
+        bytes_to_unicode, pre_tokenize, split_words, train_bpe, BpeTokenizer, Gpt2Tokenizer, SimpleTokenizerV1,
+        SimpleTokenizerV2, Tokenizer, Vocab, ENDOFTEXT, ENDOFTEXT_ID, UNK,
+    };
+}
 
 /// Whether the notebooks and examples should run in quick mode: `LLM_QUICK=1` (set by the test
 /// command and CI) shrinks models and data so every notebook runs in minutes on a CPU. The

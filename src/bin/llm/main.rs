@@ -3,6 +3,9 @@
 //! `llm info` prints the device and library versions; the chapters add `tokenize`, `generate`,
 //! `pretrain`, `finetune-spam`, `finetune-instruct`, `classify` and `bench`.
 
+mod bench;
+mod tokenize;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -17,12 +20,21 @@ struct Cli {
 enum Command {
     /// Print the device in use (CUDA or CPU), libtorch's CUDA support and the versions.
     Info,
+    /// Chapter 2: encode text to token ids (a JSON array on one line), or decode ids to text.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Throughput measurements, one JSON line each.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Info => info(),
+        Command::Tokenize(args) => tokenize::run(args),
+        Command::Bench { command } => bench::run(command),
     }
 }
 

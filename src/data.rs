@@ -1,0 +1,353 @@
+//! The book's data files: where each comes from, its sha256, and how to get it (chapter 2
+//! downloads `the-verdict.txt`; chapter 6 the SMS Spam Collection; chapter 7 the instruction
+//! data; the GPT-2 tokenizer reads OpenAI's `encoder.json` and `vocab.bpe`).
+//!
+//! [`fetch`] finds a file in this order:
+//! 1. **A local folder**: when `LLM_DATA_DIR` names one, `$LLM_DATA_DIR/<name>` (the book's file
+//!    names: `the-verdict.txt`, `SMSSpamCollection.tsv`, `instruction-data.json`,
+//!    `gpt2_model/encoder.json`, `gpt2_model/vocab.bpe`). Tests and CI point it at a folder of
+//!    these files, so nothing is downloaded.
+//! 2. **The download cache**: `$LLM_CACHE_DIR`, else `$LLM_FS_HOME/data`, else
+//!    `~/.cache/llm-from-scratch/data`.
+//! 3. **A download** from the file's public URL into the cache (through a temporary file renamed
+//!    into place once its checksum is right, so the cache never holds half a file).
+//!
+//! Every file is checked against its sha256 wherever it came from; a mismatch is an error that
+//! shows both hashes. Offline and without the file, the error names `LLM_DATA_DIR`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// The environment variable naming a local folder of data files used instead of downloading.
+pub const DATA_DIR_VAR: &str = "LLM_DATA_DIR";
+/// The environment variable naming the download cache folder.
+pub const CACHE_DIR_VAR: &str = "LLM_CACHE_DIR";
+
+/// One data file the book uses: its name in the data folder, where to download it, its checksum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFile {
+    /// Path relative to the data folder (the name the book's code saves it under).
+    pub name: &'static str,
+    /// Download locations, tried in order.
+    pub urls: &'static [&'static str],
+    /// sha256 of the file (of the extracted member when the URL serves a zip archive), lower-case hex.
+    pub sha256: &'static str,
+    /// Size in bytes (for messages).
+    pub size: u64,
+    /// When the URLs serve a zip archive: the archive member that is this file.
+    pub zip_member: Option<&'static str>,
+}
+
+/// "The Verdict" by Edith Wharton (public domain), the chapter 2 and 5 training text: 20,479
+/// characters, 5145 GPT-2 tokens.
+pub const THE_VERDICT: DataFile = DataFile {
+    name: "the-verdict.txt",
+    urls: &["https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch02/01_main-chapter-code/the-verdict.txt"],
+    sha256: "b41e41a68f0398a3154ae69e2e4c0e2694e17fe0d66730536837f1b01935b31f",
+    size: 20479,
+    zip_member: None,
+};
+
+/// The SMS Spam Collection v.1 (Almeida, Gómez Hidalgo, Yamakami, 2011), chapter 6: one
+/// `label\ttext` line per message, 5574 lines. UCI serves it in a zip archive as `SMSSpamCollection`.
+pub const SMS_SPAM_COLLECTION: DataFile = DataFile {
+    name: "SMSSpamCollection.tsv",
+    urls: &[
+        "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
+        "https://f001.backblazeb2.com/file/LLMs-from-scratch/sms%2Bspam%2Bcollection.zip",
+    ],
+    sha256: "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d",
+    size: 477907,
+    zip_member: Some("SMSSpamCollection"),
+};
+
+/// The book's instruction data set (chapter 7): 1100 entries with `instruction`, `input`, `output`.
+pub const INSTRUCTION_DATA: DataFile = DataFile {
+    name: "instruction-data.json",
+    urls: &["https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/01_main-chapter-code/instruction-data.json"],
+    sha256: "7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",
+    size: 203524,
+    zip_member: None,
+};
+
+/// OpenAI's GPT-2 vocabulary: token text -> id, 50,257 entries.
+pub const GPT2_ENCODER_JSON: DataFile = DataFile {
+    name: "gpt2_model/encoder.json",
+    urls: &[
+        "https://openaipublic.blob.core.windows.net/gpt-2/models/124M/encoder.json",
+        "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch02/02_bonus_bytepair-encoder/gpt2_model/encoder.json",
+    ],
+    sha256: "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+    size: 1042301,
+    zip_member: None,
+};
+
+/// OpenAI's GPT-2 merges: a `#version` line and 50,000 merges in rank order.
+pub const GPT2_VOCAB_BPE: DataFile = DataFile {
+    name: "gpt2_model/vocab.bpe",
+    urls: &[
+        "https://openaipublic.blob.core.windows.net/gpt-2/models/124M/vocab.bpe",
+        "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch02/02_bonus_bytepair-encoder/gpt2_model/vocab.bpe",
+    ],
+    sha256: "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+    size: 456318,
+    zip_member: None,
+};
+
+/// Every file above.
+pub const ALL: &[DataFile] = &[THE_VERDICT, SMS_SPAM_COLLECTION, INSTRUCTION_DATA, GPT2_ENCODER_JSON, GPT2_VOCAB_BPE];
+
+/// Where data files are looked for: a local folder (optional) and the download cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataStore {
+    /// Folder used instead of downloading (`LLM_DATA_DIR`).
+    pub local_dir: Option<PathBuf>,
+    /// Folder that downloads go to.
+    pub cache_dir: PathBuf,
+}
+
+impl DataStore {
+    /// A store with these folders (tests use this instead of the environment).
+    pub fn new(local_dir: Option<PathBuf>, cache_dir: impl Into<PathBuf>) -> Self {
+        DataStore { local_dir, cache_dir: cache_dir.into() }
+    }
+
+    /// The store the environment describes: `LLM_DATA_DIR`; `LLM_CACHE_DIR`, else
+    /// `$LLM_FS_HOME/data`, else `~/.cache/llm-from-scratch/data`.
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let cache_dir = var(CACHE_DIR_VAR).unwrap_or_else(|| {
+            let home = var("LLM_FS_HOME").unwrap_or_else(|| {
+                var("HOME").unwrap_or_else(std::env::temp_dir).join(".cache").join("llm-from-scratch")
+            });
+            home.join("data")
+        });
+        DataStore { local_dir: var(DATA_DIR_VAR), cache_dir }
+    }
+
+    /// The path of `file`, verified: from the local folder, the cache, or downloaded now.
+    pub fn fetch(&self, file: &DataFile) -> Result<PathBuf> {
+        let local = self.local_dir.as_ref().map(|dir| dir.join(file.name));
+        if let Some(path) = local.as_ref().filter(|p| p.is_file()) {
+            verify(path, file.sha256)?;
+            return Ok(path.clone());
+        }
+        let cached = self.cache_dir.join(file.name);
+        if cached.is_file() {
+            match verify(&cached, file.sha256) {
+                Ok(()) => return Ok(cached),
+                // A damaged download in the cache (the local folder is never touched): fetch it again.
+                Err(Error::Checksum { found, .. }) => {
+                    eprintln!("{}: sha256 {found}, expected {}: downloading it again", cached.display(), file.sha256);
+                    std::fs::remove_file(&cached).map_err(|e| Error::io(&cached, e))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut failures = Vec::new();
+        for url in file.urls {
+            match self.download(file, url, &cached) {
+                Ok(()) => return Ok(cached),
+                Err(e @ Error::Checksum { .. }) => return Err(e),
+                Err(e) => failures.push(format!("{url}: {e}")),
+            }
+        }
+        let where_local = match &local {
+            Some(path) => format!("{DATA_DIR_VAR} is set, but {} does not exist", path.display()),
+            None => format!("{DATA_DIR_VAR} is not set"),
+        };
+        Err(Error::Download(format!(
+            "{} is not in the cache ({}) and could not be downloaded ({}). Offline? Set {DATA_DIR_VAR} to a folder \
+             that holds {} (sha256 {}); {where_local}.",
+            file.name,
+            self.cache_dir.display(),
+            failures.join("; "),
+            file.name,
+            file.sha256,
+        )))
+    }
+
+    /// Download `url` into `dest` through a temporary file; check the checksum before the rename.
+    fn download(&self, file: &DataFile, url: &str, dest: &Path) -> Result<()> {
+        let dir = dest.parent().expect("a file in the cache folder has a parent");
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = temp_path(dest);
+        let result = (|| {
+            eprintln!("downloading {} from {url}", file.name);
+            // A proxy from the environment (HTTPS_PROXY, ...) is used, except for this machine.
+            let loopback = ["http://127.", "http://localhost", "http://[::1]"].iter().any(|p| url.starts_with(p));
+            let mut config = ureq::Agent::config_builder();
+            if loopback {
+                config = config.proxy(None);
+            }
+            let agent: ureq::Agent = config
+                .timeout_connect(Some(Duration::from_secs(15)))
+                .timeout_global(Some(Duration::from_secs(30 * 60)))
+                .build()
+                .into();
+            let response = agent.get(url).call().map_err(|e| Error::Download(e.to_string()))?;
+            let mut body = response.into_body().into_reader();
+            match file.zip_member {
+                None => {
+                    let found = copy_hashing(&mut body, &tmp)?;
+                    check(&found, file.sha256, dest)
+                }
+                Some(member) => {
+                    let zip_path = temp_path(&dest.with_extension("zip"));
+                    let extracted =
+                        copy_hashing(&mut body, &zip_path).and_then(|_| extract_member(&zip_path, member, &tmp));
+                    let _ = std::fs::remove_file(&zip_path);
+                    check(&extracted?, file.sha256, dest)
+                }
+            }
+        })();
+        match result {
+            Ok(()) => std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// The contents of `file` as text.
+    pub fn read_to_string(&self, file: &DataFile) -> Result<String> {
+        let path = self.fetch(file)?;
+        std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))
+    }
+}
+
+/// The path of `file` from the store the environment describes ([`DataStore::from_env`]).
+pub fn fetch(file: &DataFile) -> Result<PathBuf> {
+    DataStore::from_env().fetch(file)
+}
+
+/// The contents of `file` as text, from the store the environment describes.
+pub fn read_to_string(file: &DataFile) -> Result<String> {
+    DataStore::from_env().read_to_string(file)
+}
+
+/// The text of "The Verdict" (the book's `raw_text`, section 2.2).
+pub fn the_verdict() -> Result<String> {
+    read_to_string(&THE_VERDICT)
+}
+
+/// The sha256 of a file, lower-case hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Check `path` against `expected` (remembering files verified already in this process, by
+/// path, size and modification time, so a large file is hashed once).
+pub fn verify(path: &Path, expected: &str) -> Result<()> {
+    /// (path, size, modification time, expected sha256) of the files that passed.
+    type Verified = Vec<(PathBuf, u64, Option<SystemTime>, String)>;
+    static VERIFIED: Mutex<Verified> = Mutex::new(Vec::new());
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok(), expected.to_string());
+    if VERIFIED.lock().map(|v| v.contains(&key)).unwrap_or(false) {
+        return Ok(());
+    }
+    let found = sha256_file(path)?;
+    check(&found, expected, path)?;
+    if let Ok(mut v) = VERIFIED.lock() {
+        v.push(key);
+    }
+    Ok(())
+}
+
+fn check(found: &str, expected: &str, path: &Path) -> Result<()> {
+    if found.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(Error::Checksum { path: path.to_path_buf(), expected: expected.to_string(), found: found.to_string() })
+    }
+}
+
+/// Copy `reader` into a new file at `path`; return the sha256 of what was written.
+fn copy_hashing(reader: &mut impl Read, path: &Path) -> Result<String> {
+    let mut out = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Download(format!("reading the response: {e}"))),
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|e| Error::io(path, e))?;
+    }
+    out.sync_all().map_err(|e| Error::io(path, e))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Extract the member named `member` (or ending in `/member`) of the zip archive at `zip_path`
+/// into `out`; return its sha256.
+fn extract_member(zip_path: &Path, member: &str, out: &Path) -> Result<String> {
+    let f = std::fs::File::open(zip_path).map_err(|e| Error::io(zip_path, e))?;
+    let bad_zip = |reason: String| Error::Format { path: zip_path.to_path_buf(), reason };
+    let mut archive = zip::ZipArchive::new(f).map_err(|e| bad_zip(format!("not a zip archive: {e}")))?;
+    let name = archive
+        .file_names()
+        .find(|n| *n == member || n.ends_with(&format!("/{member}")))
+        .map(str::to_string)
+        .ok_or_else(|| bad_zip(format!("the archive has no member {member:?}")))?;
+    let mut entry = archive.by_name(&name).map_err(|e| bad_zip(format!("{name}: {e}")))?;
+    copy_hashing(&mut entry, out)
+}
+
+/// A temporary name next to `dest`, unique to this process and call.
+fn temp_path(dest: &Path) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dest.with_file_name(format!(".{name}.{}.{n}.part", std::process::id()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_a_known_string() {
+        let dir = std::env::temp_dir().join(format!("llm-data-sha-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("abc.txt");
+        std::fs::write(&path, "abc").unwrap();
+        let h = sha256_file(&path).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn names_are_distinct_and_hashes_well_formed() {
+        for (i, f) in ALL.iter().enumerate() {
+            assert_eq!(f.sha256.len(), 64, "{}", f.name);
+            assert!(f.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{}", f.name);
+            assert!(!f.urls.is_empty(), "{}", f.name);
+            assert!(ALL[i + 1..].iter().all(|g| g.name != f.name), "{} twice", f.name);
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Helpers shared by the integration tests: the book's data files, read from a local folder.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use llm_from_scratch::data::{self, DataFile, DataStore};
+use llm_from_scratch::tokenizer::BpeTokenizer;
+
+/// The data store of the tests: `LLM_DATA_DIR` when set (the Makefile and CI set it), else the
+/// project's sibling `../shared/data` when it exists, else the environment's cache/download.
+pub fn store() -> DataStore {
+    let mut store = DataStore::from_env();
+    if store.local_dir.is_none() {
+        let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+        if shared.join("the-verdict.txt").is_file() {
+            store.local_dir = Some(shared);
+        }
+    }
+    store
+}
+
+/// The path of a data file (panics with the data module's message, which names LLM_DATA_DIR).
+pub fn path(file: &DataFile) -> PathBuf {
+    store().fetch(file).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The text of a data file.
+pub fn text(file: &DataFile) -> String {
+    store().read_to_string(file).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// GPT-2's tokenizer, loaded once per test binary.
+pub fn gpt2() -> &'static BpeTokenizer {
+    static TOKENIZER: OnceLock<BpeTokenizer> = OnceLock::new();
+    TOKENIZER.get_or_init(|| {
+        BpeTokenizer::from_files(path(&data::GPT2_ENCODER_JSON), path(&data::GPT2_VOCAB_BPE))
+            .unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+/// The messages of the SMS Spam Collection (the text after the tab of each line).
+pub fn sms_messages() -> Vec<String> {
+    text(&data::SMS_SPAM_COLLECTION)
+        .lines()
+        .map(|line| line.split_once('\t').expect("label<TAB>text").1.to_string())
+        .collect()
+}
+
+/// The instruction data: (instruction, input, output) of each entry.
+pub fn instruction_entries() -> Vec<(String, String, String)> {
+    let json: serde_json::Value =
+        serde_json::from_str(&text(&data::INSTRUCTION_DATA)).expect("instruction-data.json is JSON");
+    json.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or_else(|| panic!("entry without {k}: {e}")).to_string();
+            (field("instruction"), field("input"), field("output"))
+        })
+        .collect()
+}
