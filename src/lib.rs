@@ -6,6 +6,7 @@
 //!
 //! | module | book |
 //! |---|---|
+//! | [`ch01`] | chapter 1: the GPT generations and their sizes |
 //! | [`device`] | appendix A.9: choosing CUDA or the CPU; seeding (`torch.manual_seed`) |
 //! | [`plot`] | the figures: charts drawn inline in notebooks and saved by the CLI |
 //! | [`data`] | the book's data files: URLs, sha256 checksums, download cache, `LLM_DATA_DIR` |
@@ -13,11 +14,12 @@
 //! | [`dataloader`] | chapter 2.6: sliding-window data set and the batch loader of chapters 2 and 5-7 |
 //! | [`embedding`] | chapter 2.7-2.8: token and positional embeddings |
 //!
-//! Each chapter also has a facade module with its items under the book's names, e.g.
-//! [`ch02`]: `use llm_from_scratch::ch02::create_dataloader_v1;`.
+//! The chapter module [`ch02`] re-exports what chapter 2 introduces, as the book's
+//! `llms_from_scratch.ch02` does: `use llm_from_scratch::ch02::create_dataloader_v1;`.
 //!
 //! Every public item uses the book's names in Rust case (`GptModel`, `create_dataloader_v1`).
 
+pub mod ch01;
 pub mod data;
 pub mod dataloader;
 pub mod device;
@@ -25,9 +27,6 @@ pub mod embedding;
 pub mod error;
 pub mod plot;
 pub mod tokenizer;
-
-pub use device::{device, device_report, load_libtorch_cuda, rng_lock, set_seed, DeviceReport};
-pub use error::{Error, Result};
 
 /// Chapter 2, "Working with text data": everything the chapter introduces, under the book's names.
 pub mod ch02 {
@@ -39,6 +38,11 @@ pub mod ch02 {
         SimpleTokenizerV2, Tokenizer, Vocab, ENDOFTEXT, ENDOFTEXT_ID, UNK,
     };
 }
+
+pub use device::{device, device_report, load_libtorch_cuda, rng_lock, set_seed, DeviceReport};
+pub use error::{Error, Result};
+/// The `tch` crate this library is built on, re-exported so notebooks need only one `:dep`.
+pub use tch;
 
 /// Whether the notebooks and examples should run in quick mode: `LLM_QUICK=1` (set by the test
 /// command and CI) shrinks models and data so every notebook runs in minutes on a CPU. The

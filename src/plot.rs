@@ -138,65 +138,80 @@ impl Figure for BarChart {
         if self.bars.is_empty() {
             return Err(Error::Plot(format!("bar chart '{}' has no bars", self.title)));
         }
-        let n = self.bars.len() as u32;
-        let max = self.bars.iter().map(|b| b.1).fold(f64::MIN, f64::max);
+        if self.log_y {
+            if let Some(b) = self.bars.iter().find(|b| b.1 <= 0.0) {
+                return Err(Error::Plot(format!("log axis needs positive values; '{}' is {}", b.0, b.1)));
+            }
+        }
+        let last = self.bars.len() as u32 - 1;
         let labels: Vec<String> = self.bars.iter().map(|b| b.0.clone()).collect();
         let x_fmt = |x: &SegmentValue<u32>| match x {
             SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
             _ => String::new(),
         };
+        let max = self.bars.iter().map(|b| b.1).fold(f64::MIN, f64::max);
+        let min = self.bars.iter().map(|b| b.1).fold(f64::MAX, f64::min);
         let mut builder = ChartBuilder::on(root);
         builder
             .caption(&self.title, (FONT, 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(80);
-        let bar_style = |i: usize| Palette99::pick(i).filled();
+        // One segment per bar (`0..=last`); each bar leaves a margin on both sides.
+        macro_rules! draw_bars {
+            ($chart:expr, $baseline:expr, $y_fmt:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .disable_x_mesh()
+                    .x_label_formatter(&x_fmt)
+                    .y_desc(&self.y_label)
+                    .y_label_formatter($y_fmt)
+                    .label_style((FONT, 14))
+                    .draw()
+                    .map_err(plot_err)?;
+                chart
+                    .draw_series(
+                        Histogram::vertical(&chart)
+                            .margin(16)
+                            .baseline($baseline)
+                            .style_func(|x, _| match x {
+                                SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => Palette99::pick(*i as usize).filled(),
+                                SegmentValue::Last => BLACK.filled(),
+                            })
+                            .data(self.bars.iter().enumerate().map(|(i, b)| (i as u32, b.1))),
+                    )
+                    .map_err(plot_err)?;
+            }};
+        }
         if self.log_y {
-            if let Some(b) = self.bars.iter().find(|b| b.1 <= 0.0) {
-                return Err(Error::Plot(format!("log axis needs positive values; '{}' is {}", b.0, b.1)));
-            }
-            let min = self.bars.iter().map(|b| b.1).fold(f64::MAX, f64::min);
-            let (lo, hi) = (10f64.powf(min.log10().floor()), 10f64.powf(max.log10().ceil()));
-            let mut chart = builder
-                .build_cartesian_2d((0..n).into_segmented(), (lo..hi).log_scale())
+            // One decade below the smallest bar, so that it shows as a bar and not a line.
+            let (lo, hi) = (10f64.powf(min.log10().floor() - 1.0), 10f64.powf(max.log10().ceil()));
+            let chart = builder
+                .build_cartesian_2d((0..last).into_segmented(), (lo..hi).log_scale())
                 .map_err(plot_err)?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_label_formatter(&x_fmt)
-                .y_desc(&self.y_label)
-                .y_label_formatter(&|v| format!("{v:.0e}"))
-                .label_style((FONT, 14))
-                .draw()
-                .map_err(plot_err)?;
-            chart
-                .draw_series(self.bars.iter().enumerate().map(|(i, b)| {
-                    let x = i as u32;
-                    Rectangle::new([(SegmentValue::Exact(x), lo), (SegmentValue::Exact(x + 1), b.1)], bar_style(i))
-                }))
-                .map_err(plot_err)?;
+            draw_bars!(chart, lo, &|v: &f64| si_format(*v));
         } else {
-            let mut chart = builder
-                .build_cartesian_2d((0..n).into_segmented(), 0.0..max * 1.1)
+            let chart = builder
+                .build_cartesian_2d((0..last).into_segmented(), 0.0..max * 1.1)
                 .map_err(plot_err)?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_label_formatter(&x_fmt)
-                .y_desc(&self.y_label)
-                .label_style((FONT, 14))
-                .draw()
-                .map_err(plot_err)?;
-            chart
-                .draw_series(self.bars.iter().enumerate().map(|(i, b)| {
-                    let x = i as u32;
-                    Rectangle::new([(SegmentValue::Exact(x), 0.0), (SegmentValue::Exact(x + 1), b.1)], bar_style(i))
-                }))
-                .map_err(plot_err)?;
+            draw_bars!(chart, 0.0, &|v: &f64| si_format(*v));
         }
         Ok(())
     }
+}
+
+/// A number with a metric suffix, as axis labels of parameter counts read best: `117M`, `1.5B`.
+pub fn si_format(v: f64) -> String {
+    let (scaled, suffix) = match v.abs() {
+        a if a >= 1e12 => (v / 1e12, "T"),
+        a if a >= 1e9 => (v / 1e9, "B"),
+        a if a >= 1e6 => (v / 1e6, "M"),
+        a if a >= 1e3 => (v / 1e3, "k"),
+        _ => (v, ""),
+    };
+    let text = format!("{scaled:.1}");
+    format!("{}{suffix}", text.strip_suffix(".0").unwrap_or(&text))
 }
 
 #[cfg(test)]
@@ -237,6 +252,15 @@ mod tests {
         let err = chart(true).save(dir.join("c.gif")).unwrap_err().to_string();
         assert!(err.contains("c.gif"), "error should name the file: {err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn si_format_reads_like_parameter_counts() {
+        assert_eq!(si_format(117e6), "117M");
+        assert_eq!(si_format(1.5e9), "1.5B");
+        assert_eq!(si_format(175e9), "175B");
+        assert_eq!(si_format(1e12), "1T");
+        assert_eq!(si_format(0.25), "0.2");
     }
 
     #[test]
