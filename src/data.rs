@@ -38,7 +38,7 @@ pub struct DataFile {
     pub urls: &'static [&'static str],
     /// sha256 of the file (of the extracted member when the URL serves a zip archive), lower-case hex.
     pub sha256: &'static str,
-    /// Size in bytes (for messages).
+    /// Size in bytes (said in the message when the file cannot be had).
     pub size: u64,
     /// When the URLs serve a zip archive: the archive member that is this file.
     pub zip_member: Option<&'static str>,
@@ -164,11 +164,12 @@ impl DataStore {
         };
         Err(Error::Download(format!(
             "{} is not in the cache ({}) and could not be downloaded ({}). Offline? Set {DATA_DIR_VAR} to a folder \
-             that holds {} (sha256 {}); {where_local}.",
+             that holds {} ({} bytes, sha256 {}); {where_local}.",
             file.name,
             self.cache_dir.display(),
             failures.join("; "),
             file.name,
+            file.size,
             file.sha256,
         )))
     }

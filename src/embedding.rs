@@ -105,11 +105,11 @@ mod tests {
         let ids = Tensor::from_slice(&[40i64, 367, 2885, 1464, 1807, 3619, 402, 271]).view([2, 4]);
         let out = emb.forward(&ids);
         assert_eq!(out.size(), [2, 4, 256]);
-        // Same token, different positions: different embeddings; difference = pos difference.
         let mut names: Vec<String> = vs.variables().into_keys().collect();
         names.sort();
         assert_eq!(names, ["pos_emb.weight", "tok_emb.weight"]);
-        let manual = emb.tok_emb.forward(&ids) + emb.pos_emb.ws.unsqueeze(0);
+        // Token rows plus the position rows, broadcast over the batch.
+        let manual = emb.tok_emb.forward(&ids) + emb.pos_emb.ws.unsqueeze(0); // [2, 4, 256] + [1, 4, 256]
         assert!(out.allclose(&manual, 1e-6, 1e-6, false));
     }
 }

@@ -5,9 +5,8 @@
 //! that both give the same ids, and prints MB/s for both and their ratio (ours / tiktoken-rs).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
@@ -32,9 +31,11 @@ pub fn run(command: BenchCommand) -> Result<()> {
     }
 }
 
+#[cfg(feature = "tiktoken")]
 /// Median seconds of one call of `f`, over rounds alternating with nothing else, until
 /// `budget` has passed (at least 3 rounds, after one warm-up call).
-fn time_median(budget: Duration, mut f: impl FnMut()) -> (f64, usize) {
+fn time_median(budget: std::time::Duration, mut f: impl FnMut()) -> (f64, usize) {
+    use std::time::Instant;
     f(); // warm-up: page in the vocabulary, fill the CPU caches
     let start = Instant::now();
     let mut times = Vec::new();
@@ -49,7 +50,9 @@ fn time_median(budget: Duration, mut f: impl FnMut()) -> (f64, usize) {
 
 #[cfg(feature = "tiktoken")]
 fn tokenize(args: TokenizeBenchArgs) -> Result<()> {
+    use anyhow::Context;
     use llm_from_scratch::tokenizer::BpeTokenizer;
+    use std::time::Duration;
 
     let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let ours = BpeTokenizer::gpt2()?;
@@ -89,10 +92,10 @@ fn tokenize(args: TokenizeBenchArgs) -> Result<()> {
 
 #[cfg(not(feature = "tiktoken"))]
 fn tokenize(_args: TokenizeBenchArgs) -> Result<()> {
-    let _ = time_median;
     anyhow::bail!("this build has no tiktoken-rs to compare with: rebuild with the default feature `tiktoken`")
 }
 
+#[cfg(feature = "tiktoken")]
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
