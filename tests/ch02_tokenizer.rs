@@ -299,3 +299,20 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Any sequence of valid ids decodes, without a panic, to tiktoken's bytes (lossily where
+    /// they are not UTF-8); one id past the vocabulary makes it an error.
+    #[test]
+    fn random_ids_decode_like_tiktoken(ids in prop::collection::vec(0u32..50257, 0..40), bad in 50257u32..) {
+        let t = common::gpt2();
+        let want = tiktoken().decode_bytes(&ids).unwrap();
+        prop_assert_eq!(t.decode_bytes(&ids).unwrap(), want.clone());
+        prop_assert_eq!(t.decode(&ids).unwrap(), String::from_utf8_lossy(&want).into_owned());
+        let mut with_bad = ids.clone();
+        with_bad.push(bad);
+        prop_assert!(t.decode(&with_bad).is_err());
+    }
+}
