@@ -16,9 +16,10 @@
 //!
 //! Step 3 ranks a pair by the token it makes, whichever two halves make it: `"Ġ" + "the"` merges
 //! into `Ġthe` with the rank of that token although `vocab.bpe` lists `Ġt he`. tiktoken
-//! (OpenAI's fast tokenizer) ranks pairs this way; OpenAI's original `encoder.py` looks up only the
-//! listed pairs. The two agree on GPT-2's vocabulary for ordinary text; this crate follows
-//! tiktoken, so its ids equal `tiktoken-rs`'s `r50k_base` on any text (the tests check that).
+//! (OpenAI's fast tokenizer) ranks pairs this way, and so does this crate, so that its ids equal
+//! `tiktoken-rs`'s `r50k_base` by construction (the tests check it on the book's data and on
+//! random Unicode text). OpenAI's original `encoder.py` looks up only the 50,000 listed pairs;
+//! with GPT-2's files the two rules gave the same ids on every text the tests try.
 //!
 //! [`BpeTokenizer`] loads OpenAI's `encoder.json` + `vocab.bpe` ([`BpeTokenizer::gpt2`]) or is
 //! learned from a text ([`train_bpe`](super::train_bpe)).
