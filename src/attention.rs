@@ -456,6 +456,7 @@ mod tests {
 
     #[test]
     fn names_are_the_books_state_dict_keys() {
+        let _rng = rng_lock(); // creating parameters draws random numbers
         let vs = nn::VarStore::new(Device::Cpu);
         let _mha = MultiHeadAttention::new(&(vs.root() / "att"), 4, 4, 8, 0.0, 2, false);
         let _wrap = MultiHeadAttentionWrapper::new(&(vs.root() / "wrap"), 4, 2, 8, 0.0, 2, true);
@@ -526,9 +527,119 @@ mod tests {
         assert_close(&out.get(0), &want, 5e-5, "MultiHeadAttention after seed 123");
     }
 
+    /// A random `[batch, num_tokens, d_in]` input (draws: call with the RNG lock held).
+    fn random_input(batch: i64, num_tokens: i64, d_in: i64) -> Tensor {
+        Tensor::randn([batch, num_tokens, d_in], (Kind::Float, Device::Cpu))
+    }
+
+    #[test]
+    fn wrapper_equals_weight_split_attention_with_the_same_weights() {
+        let _rng = rng_lock();
+        set_seed(11);
+        let (d_in, head_dim, num_heads) = (5, 2, 3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let wrapper = MultiHeadAttentionWrapper::new(&(vs.root() / "w"), d_in, head_dim, 8, 0.0, num_heads, true);
+        let mha = MultiHeadAttention::new(&(vs.root() / "m"), d_in, head_dim * num_heads, 8, 0.0, num_heads, true);
+        tch::no_grad(|| {
+            // Stack the heads' projections: rows [h * head_dim, (h + 1) * head_dim) belong to head h.
+            for (ours, pick) in [
+                (&mha.w_query, (|h: &CausalAttention| &h.w_query) as fn(&CausalAttention) -> &Linear),
+                (&mha.w_key, |h| &h.w_key),
+                (&mha.w_value, |h| &h.w_value),
+            ] {
+                let weights: Vec<&Tensor> = wrapper.heads.iter().map(|h| &pick(h).weight).collect();
+                let biases: Vec<&Tensor> = wrapper.heads.iter().map(|h| pick(h).bias.as_ref().unwrap()).collect();
+                ours.weight.shallow_clone().copy_(&Tensor::cat(&weights, 0)); // [num_heads * head_dim, d_in]
+                ours.bias.as_ref().unwrap().shallow_clone().copy_(&Tensor::cat(&biases, 0));
+            }
+            // An identity out_proj, so the heads' outputs are only concatenated.
+            mha.out_proj.weight.shallow_clone().copy_(&Tensor::eye(6, (Kind::Float, Device::Cpu)));
+            let _ = mha.out_proj.bias.as_ref().unwrap().shallow_clone().zero_();
+        });
+        let x = random_input(2, 7, d_in);
+        let (a, b) = (wrapper.forward_t(&x, false), mha.forward_t(&x, false));
+        assert_eq!(a.size(), [2, 7, 6]);
+        assert!(max_diff(&a, &b) < 1e-6, "wrapper and weight-split attention differ by {}", max_diff(&a, &b));
+    }
+
+    #[test]
+    fn sdpa_equals_the_explicit_path_in_eval_mode() {
+        let _rng = rng_lock();
+        set_seed(12);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut mha = MultiHeadAttention::new(&vs.root(), 64, 64, 32, 0.1, 8, true);
+        let x = random_input(3, 20, 64);
+        let explicit = mha.forward_t(&x, false);
+        mha.attn_impl = AttentionImpl::Sdpa;
+        let sdpa = mha.forward_t(&x, false);
+        assert_eq!(sdpa.size(), [3, 20, 64]);
+        assert!(max_diff(&explicit, &sdpa) < 1e-5, "SDPA differs from the explicit path by {}", max_diff(&explicit, &sdpa));
+    }
+
+    #[test]
+    fn changing_later_tokens_leaves_earlier_outputs_unchanged() {
+        let _rng = rng_lock();
+        set_seed(13);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let ca = CausalAttention::new(&(vs.root() / "ca"), 8, 8, 16, 0.0, false);
+        let mut mha = MultiHeadAttention::new(&(vs.root() / "mha"), 8, 8, 16, 0.0, 2, false);
+        let x = random_input(2, 10, 8);
+        let t = 5; // positions 0..=t are kept, the rest replaced
+        let y = Tensor::cat(&[x.narrow(1, 0, t + 1), random_input(2, 10 - t - 1, 8)], 1); // [2, 10, 8]
+        let head = |o: Tensor| o.narrow(1, 0, t + 1);
+        assert!(max_diff(&head(ca.forward_t(&x, false)), &head(ca.forward_t(&y, false))) < 1e-6, "CausalAttention");
+        for attn_impl in [AttentionImpl::Explicit, AttentionImpl::Sdpa] {
+            mha.attn_impl = attn_impl;
+            let (a, b) = (mha.forward_t(&x, false), mha.forward_t(&y, false));
+            assert!(max_diff(&head(a.shallow_clone()), &head(b.shallow_clone())) < 1e-6, "{attn_impl:?}: earlier outputs changed");
+            assert!(max_diff(&a.narrow(1, t + 1, 1), &b.narrow(1, t + 1, 1)) > 1e-4, "{attn_impl:?}: position t+1 must change");
+        }
+    }
+
+    #[test]
+    fn attention_dropout_acts_only_in_training_mode() {
+        let _rng = rng_lock();
+        set_seed(14);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mha = MultiHeadAttention::new(&vs.root(), 8, 8, 16, 0.5, 2, false);
+        let x = random_input(1, 6, 8);
+        let eval = mha.attention_weights(&x, false);
+        assert!(eval.equal(&mha.attention_weights(&x, false)), "eval weights are deterministic");
+        let train = mha.attention_weights(&x, true);
+        let zeros_eval = i64::try_from(eval.eq(0.0).sum(Kind::Int64)).unwrap();
+        let zeros_train = i64::try_from(train.eq(0.0).sum(Kind::Int64)).unwrap();
+        // Eval: only the 15 masked entries per head are zero; train: about half of the rest too.
+        assert_eq!(zeros_eval, 2 * 15, "eval weights: only the causal mask's zeros");
+        assert!(zeros_train > zeros_eval + 10, "train mode must drop weights ({zeros_train} zeros)");
+        // Kept weights are scaled by 1 / (1 - p) = 2.
+        let kept = train.ne(0.0);
+        let ratio = train.masked_select(&kept) / eval.masked_select(&kept);
+        assert!(max_diff(&ratio, &Tensor::full_like(&ratio, 2.0)) < 1e-5, "kept weights are doubled");
+        assert!(mha.forward_t(&x, false).equal(&mha.forward_t(&x, false)), "eval forward is deterministic");
+        assert!(max_diff(&mha.forward_t(&x, true), &mha.forward_t(&x, false)) > 1e-4, "train forward differs");
+    }
+
+    #[test]
+    fn outputs_have_the_documented_shapes() {
+        let _rng = rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let x2 = Tensor::randn([6, 3], (Kind::Float, Device::Cpu));
+        let x3 = random_input(4, 6, 3);
+        assert_eq!(SelfAttentionV1::new(&(vs.root() / "v1"), 3, 2).forward(&x2).size(), [6, 2]);
+        assert_eq!(SelfAttentionV2::new(&(vs.root() / "v2"), 3, 2, false).forward(&x2).size(), [6, 2]);
+        assert_eq!(CausalAttention::new(&(vs.root() / "ca"), 3, 2, 6, 0.0, false).forward_t(&x3, true).size(), [4, 6, 2]);
+        let wrapper = MultiHeadAttentionWrapper::new(&(vs.root() / "w"), 3, 2, 6, 0.0, 3, false);
+        assert_eq!(wrapper.forward_t(&x3, false).size(), [4, 6, 6]);
+        let mha = MultiHeadAttention::new(&(vs.root() / "m"), 3, 4, 6, 0.0, 2, false);
+        assert_eq!(mha.forward_t(&x3, false).size(), [4, 6, 4]);
+        assert_eq!(mha.attention_weights(&x3, false).size(), [4, 2, 6, 6]);
+        assert_eq!(mha.head_dim, 2);
+    }
+
     #[test]
     #[should_panic(expected = "exceed the context length")]
     fn inputs_longer_than_the_context_are_refused() {
+        let _rng = rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let mha = MultiHeadAttention::new(&vs.root(), 4, 4, 3, 0.0, 2, false);
         let _ = mha.forward_t(&Tensor::zeros([1, 4, 4], (Kind::Float, Device::Cpu)), false);

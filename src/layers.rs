@@ -106,6 +106,7 @@ mod tests {
 
     #[test]
     fn linear_registers_pytorch_names_and_computes_xw_t_plus_b() {
+        let _rng = rng_lock(); // creating parameters draws random numbers
         let vs = nn::VarStore::new(Device::Cpu);
         let lin = Linear::new(&(vs.root() / "W_query"), 3, 2, true);
         let mut names: Vec<String> = vs.variables().into_keys().collect();

@@ -364,6 +364,7 @@ mod tests {
 
     #[test]
     fn gpt_model_has_the_books_names_shapes_and_counts() {
+        let _rng = rng_lock(); // creating parameters draws random numbers
         let cfg = small_cfg();
         let vs = nn::VarStore::new(Device::Cpu);
         let model = GptModel::new(&vs.root(), &cfg);
@@ -442,6 +443,7 @@ mod tests {
 
     #[test]
     fn safetensors_round_trip_and_errors_name_the_tensor() {
+        let _rng = rng_lock();
         let dir = std::env::temp_dir().join(format!("llm-fs-model-{}", std::process::id()));
         let path = dir.join("m.safetensors");
         let cfg = small_cfg();
