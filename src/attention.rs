@@ -101,7 +101,8 @@ fn scaled_attention_weights(queries: &Tensor, keys: &Tensor, mask: Option<&Tenso
     let mut attn_scores = queries.matmul(&keys.transpose(-2, -1)); // [..., num_tokens, num_tokens]
     if let Some(mask) = mask {
         let num_tokens = keys.size()[keys.dim() - 2];
-        let mask_bool = mask.narrow(0, 0, num_tokens).narrow(1, 0, num_tokens); // [num_tokens, num_tokens]
+        // The mask is not in the VarStore, so `VarStore::set_device` does not move it: follow the scores.
+        let mask_bool = mask.narrow(0, 0, num_tokens).narrow(1, 0, num_tokens).to_device(attn_scores.device()); // [num_tokens, num_tokens]
         let _ = attn_scores.masked_fill_(&mask_bool, f64::NEG_INFINITY);
     }
     let d_k = keys.size()[keys.dim() - 1] as f64;

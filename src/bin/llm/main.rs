@@ -3,6 +3,9 @@
 //! `llm info` prints the device and library versions; the chapters add `tokenize`, `generate`,
 //! `pretrain`, `finetune-spam`, `finetune-instruct`, `classify` and `bench`.
 
+mod bench;
+mod generate;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -17,12 +20,18 @@ struct Cli {
 enum Command {
     /// Print the device in use (CUDA or CPU), libtorch's CUDA support and the versions.
     Info,
+    /// Generate text greedily with a GPT model (chapter 4.7).
+    Generate(generate::GenerateArgs),
+    /// Benchmarks (forward pass: explicit vs fused attention).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Info => info(),
+        Command::Generate(args) => generate::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 
