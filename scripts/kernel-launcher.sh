@@ -34,4 +34,12 @@ fi
 mkdir -p "$slot"
 export EVCXR_TMPDIR="$slot"
 
+# evcxr links each cell against Rust's shared libstd and relies on an rpath relative to the
+# build's deps/ folder, but loads the cell from one folder up; under $HOME that relative path
+# misses the toolchain (it only works by luck under /tmp). Name the toolchain's folder directly.
+rust_lib="$(rustc --print target-libdir 2>/dev/null || true)"
+if [ -n "$rust_lib" ]; then
+    export LD_LIBRARY_PATH="$rust_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+
 exec "$LLM_FS_EVCXR_ROOT/bin/evcxr_jupyter" --control_file "$1"

@@ -11,4 +11,8 @@ args=(--notebook-dir="$repo/notebooks" --port="${LAB_PORT:-8888}"
 if [ -n "${HEADLESS:-}" ] || { [ "$(uname)" != Darwin ] && [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; }; then
     args+=(--no-browser)
 fi
+# Containers and CI machines often run as root, which Jupyter refuses without this flag.
+if [ "$(id -u)" = 0 ]; then
+    args+=(--allow-root)
+fi
 exec jupyter lab "${args[@]}" "$@"

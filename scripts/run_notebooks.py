@@ -5,14 +5,20 @@ Runs every notebook under notebooks/ (chapters first, then appendices), one kern
 project's Jupyter kernel `llm-from-scratch`, and writes the executed copies to target/notebooks/
 (outside the source tree). A notebook fails, naming the notebook and the cell, on:
 
-  * an error output (a compile error, a `?` that returned `Err`, ...),
+  * an error output (a compile error, an evcxr command that failed, ...),
   * "panicked at" anywhere in a cell's output (evcxr reports a panic as text, and a headless
     `jupyter execute` would still exit 0),
+  * text on stderr: a `?` that returned `Err` makes evcxr print the error there (the reply still
+    says "ok"), and nothing else in these notebooks writes to stderr,
+  * a cell whose value is an `Err(...)`,
   * a cell that runs past --timeout seconds, or a kernel that dies.
 
 Usage: run_notebooks.py [--timeout S] [--out DIR] [--update] [NOTEBOOK ...]
 Exit status: 0 when every notebook ran clean, 1 otherwise. The last line reads
 "notebooks: N passed, M failed".
+
+A cell that shows an error on purpose (teaching what a bad input does) carries the cell tag
+"allow-error": then stderr text and an `Err` value are accepted; panics and error outputs never are.
 
 --update writes the executed outputs back into the source notebooks (to commit the outputs of a
 real run, so the notebooks read well on a code host).
@@ -28,6 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 KERNEL = "llm-from-scratch"
 PANIC = "panicked at"
+ALLOW_ERROR_TAG = "allow-error"
 
 
 class NotebookFailure(Exception):
@@ -54,16 +61,35 @@ def _texts(output: dict) -> list[str]:
 def cell_problems(cell: dict) -> list[str]:
     """Why this executed cell counts as failed: one line per problem, empty when it is fine."""
     problems: list[str] = []
-    for output in cell.get("outputs", []):
+    allow_error = ALLOW_ERROR_TAG in cell.get("metadata", {}).get("tags", [])
+    outputs = cell.get("outputs", [])
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    for output in outputs:
         if output.get("output_type") == "error":
             what = output.get("evalue") or "".join(output.get("traceback", [])) or output.get("ename", "")
             problems.append(f"error output: {_first_lines(what)}")
             continue
+        if output.get("output_type") == "stream":
+            continue  # judged as a whole below (evcxr splits stderr into many small outputs)
         for text in _texts(output):
             if PANIC in text:
-                line = next(ln for ln in text.splitlines() if PANIC in ln)
-                problems.append(f"panic: {line.strip()}")
+                problems.append(f"panic: {_panic_excerpt(text)}")
+            elif not allow_error and output.get("output_type") == "execute_result" and text.lstrip().startswith("Err("):
+                problems.append(f"the cell's value is an Err: {_first_lines(text)}")
+    stdout = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") != "stderr")
+    for text in (stdout, stderr):
+        if PANIC in text:
+            problems.append(f"panic: {_panic_excerpt(text)}")
+    if stderr.strip() and PANIC not in stderr and not allow_error:
+        problems.append(f"stderr (an Err returned by `?`, or an error message): {_first_lines(stderr)}")
     return problems
+
+
+def _panic_excerpt(text: str) -> str:
+    """The "panicked at" line and the panic message after it."""
+    lines = text.splitlines()
+    i = next(i for i, ln in enumerate(lines) if PANIC in ln)
+    return _first_lines("\n".join(lines[i : i + 2]), 2)
 
 
 def _first_lines(text: str, n: int = 6) -> str:
@@ -78,13 +104,16 @@ def _describe(nb_path: Path, index: int, cell: dict) -> str:
     return f"{nb_path.name}: cell {index} ({first[:70]!r})"
 
 
-def run_notebook(nb_path: Path, out_dir: Path, timeout: int, kernel: str, update: bool) -> None:
-    """Execute one notebook; raise NotebookFailure naming the cell on the first failing cell."""
+def run_notebook(nb_path: Path, out_dir: Path, timeout: int, kernel: str, update: bool) -> float | None:
+    """Execute one notebook; raise NotebookFailure naming the cell on the first failing cell.
+    Returns the seconds from the kernel's start to the first cell output (None if none)."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     nb = nbformat.read(nb_path, as_version=4)
+    t0 = time.monotonic()
+    first_output: list[float] = []
 
     class CheckingClient(NotebookClient):
         async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
@@ -94,6 +123,8 @@ def run_notebook(nb_path: Path, out_dir: Path, timeout: int, kernel: str, update
                 raise NotebookFailure(f"{_describe(nb_path, cell_index, cell)}: timed out after {timeout} s") from e
             except DeadKernelError as e:
                 raise NotebookFailure(f"{_describe(nb_path, cell_index, cell)}: the kernel died ({e})") from e
+            if cell.get("outputs") and not first_output:
+                first_output.append(time.monotonic() - t0)
             problems = cell_problems(cell)
             if problems:
                 raise NotebookFailure(f"{_describe(nb_path, cell_index, cell)}: " + "; ".join(problems))
@@ -116,6 +147,7 @@ def run_notebook(nb_path: Path, out_dir: Path, timeout: int, kernel: str, update
         nbformat.write(nb, out_dir / nb_path.name)
     if update:
         nbformat.write(nb, nb_path)
+    return first_output[0] if first_output else None
 
 
 def notebook_order(paths: list[Path]) -> list[Path]:
@@ -141,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         print(f"notebooks: running {nb_path.name} ...", flush=True)
         try:
-            run_notebook(nb_path, args.out, args.timeout, args.kernel, args.update)
+            first = run_notebook(nb_path, args.out, args.timeout, args.kernel, args.update)
         except NotebookFailure as e:
             failed += 1
             print(f"FAILED {e}", flush=True)
@@ -150,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED {nb_path.name}: {type(e).__name__}: {e}", flush=True)
         else:
             passed += 1
-            print(f"ok     {nb_path.name} ({time.monotonic() - t0:.0f} s)", flush=True)
+            first_s = f", first output after {first:.0f} s" if first is not None else ""
+            print(f"ok     {nb_path.name} ({time.monotonic() - t0:.0f} s{first_s})", flush=True)
     print(f"executed copies in {args.out}")
     print(f"notebooks: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1

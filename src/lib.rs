@@ -6,6 +6,7 @@
 //!
 //! | module | book |
 //! |---|---|
+//! | [`ch01`] | chapter 1: the GPT generations and their sizes |
 //! | [`device`] | appendix A.9: choosing CUDA or the CPU; seeding (`torch.manual_seed`) |
 //! | [`plot`] | the figures: charts drawn inline in notebooks and saved by the CLI |
 //! | [`attention`] | chapter 3: attention without weights, self-attention, causal and multi-head attention |
@@ -20,6 +21,7 @@
 //! Every public item uses the book's names in Rust case (`GptModel`, `create_dataloader_v1`).
 
 pub mod attention;
+pub mod ch01;
 pub mod config;
 pub mod device;
 pub mod error;
@@ -53,6 +55,8 @@ pub mod ch04 {
 
 pub use device::{device, device_report, load_libtorch_cuda, rng_lock, set_seed, DeviceReport};
 pub use error::{Error, Result};
+/// The `tch` crate this library is built on, re-exported so notebooks need only one `:dep`.
+pub use tch;
 
 /// Whether the notebooks and examples should run in quick mode: `LLM_QUICK=1` (set by the test
 /// command and CI) shrinks models and data so every notebook runs in minutes on a CPU. The

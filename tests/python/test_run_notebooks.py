@@ -1,0 +1,139 @@
+"""Tests of scripts/run_notebooks.py: the notebook runner must fail on every kind of failure.
+
+The unit tests judge synthetic cell outputs; the kernel tests execute small notebooks with the
+project's evcxr kernel (a few seconds each: no crate is compiled).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+import run_notebooks  # noqa: E402
+
+KERNELSPEC = {"name": "llm-from-scratch", "display_name": "Rust (LLM from scratch)", "language": "rust"}
+
+
+def stream(name: str, text: str) -> dict:
+    return {"output_type": "stream", "name": name, "text": text}
+
+
+def result(text: str) -> dict:
+    return {"output_type": "execute_result", "data": {"text/plain": text}, "metadata": {}, "execution_count": 1}
+
+
+def cell(*outputs: dict, tags: list[str] | None = None) -> dict:
+    return {"cell_type": "code", "source": "x", "metadata": {"tags": tags or []}, "outputs": list(outputs)}
+
+
+class TestCellProblems:
+    def test_clean_cell_passes(self):
+        assert run_notebooks.cell_problems(cell(stream("stdout", "hello\n"), result("42"))) == []
+
+    def test_error_output_fails(self):
+        err = {"output_type": "error", "ename": "Error", "evalue": "mismatched types", "traceback": []}
+        (p,) = run_notebooks.cell_problems(cell(err))
+        assert "mismatched types" in p
+
+    def test_panic_split_over_stderr_outputs_fails(self):
+        # evcxr sends a panic as many small stderr outputs.
+        c = cell(stream("stderr", "\n"), stream("stderr", "thread '<unnamed>' panicked at src/lib.rs:3:1:\n"),
+                 stream("stderr", "index out of bounds\n"))
+        (p,) = run_notebooks.cell_problems(c)
+        assert p.startswith("panic:") and "index out of bounds" in p
+
+    def test_panic_on_stdout_fails(self):
+        assert run_notebooks.cell_problems(cell(stream("stdout", "x panicked at a.rs:1:1:\nboom\n")))
+
+    def test_question_mark_err_on_stderr_fails(self):
+        (p,) = run_notebooks.cell_problems(cell(stream("stderr", "checksum mismatch\n")))
+        assert "checksum mismatch" in p
+
+    def test_err_value_fails(self):
+        (p,) = run_notebooks.cell_problems(cell(result('Err("bad")')))
+        assert "Err" in p
+
+    def test_allow_error_tag_accepts_stderr_and_err_values_but_not_panics(self):
+        ok = cell(stream("stderr", "expected error\n"), result('Err("shown on purpose")'), tags=["allow-error"])
+        assert run_notebooks.cell_problems(ok) == []
+        bad = cell(stream("stderr", "thread 'x' panicked at a.rs:1:1:\nboom\n"), tags=["allow-error"])
+        assert run_notebooks.cell_problems(bad)
+
+    def test_order_puts_chapters_before_appendices(self):
+        names = ["appendix-a-x.ipynb", "ch02-y.ipynb", "ch01-z.ipynb", "appendix-d.ipynb"]
+        got = [p.name for p in run_notebooks.notebook_order([Path(n) for n in names])]
+        assert got == ["ch01-z.ipynb", "ch02-y.ipynb", "appendix-a-x.ipynb", "appendix-d.ipynb"]
+
+
+def write_notebook(path: Path, *cells: str, tags: dict[int, list[str]] | None = None) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
+    for i, t in (tags or {}).items():
+        nb.cells[i].metadata["tags"] = t
+    nbformat.write(nb, path)
+    return path
+
+
+def run(tmp_path: Path, *notebooks: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "run_notebooks.py"), "--timeout", "120", "--out", str(tmp_path / "out"),
+         *map(str, notebooks)],
+        capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.mark.kernel
+class TestWithKernel:
+    def test_clean_notebook_passes_and_copy_is_written(self, tmp_path):
+        nb = write_notebook(tmp_path / "good.ipynb", 'println!("hi {}", 40 + 2);', "let x = 3;\nx * 2")
+        r = run(tmp_path, nb)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "notebooks: 1 passed, 0 failed" in r.stdout
+        executed = nbformat.read(tmp_path / "out" / "good.ipynb", as_version=4)
+        assert "hi 42" in executed.cells[0].outputs[0]["text"]
+
+    def test_panicking_cell_fails_naming_notebook_and_cell(self, tmp_path):
+        nb = write_notebook(tmp_path / "panics.ipynb", 'println!("before");', 'let v: Vec<u8> = vec![];\nv[3]',
+                            'println!("after");')
+        r = run(tmp_path, nb)
+        assert r.returncode == 1, r.stdout
+        assert "FAILED panics.ipynb: cell 1" in r.stdout and "panicked at" in r.stdout, r.stdout
+        assert "notebooks: 0 passed, 1 failed" in r.stdout
+
+    def test_cell_returning_err_through_question_mark_fails(self, tmp_path):
+        nb = write_notebook(tmp_path / "err.ipynb",
+                            'fn load() -> Result<u32, String> { Err("file missing: data.txt".to_string()) }',
+                            "let n = load()?;\nn")
+        r = run(tmp_path, nb)
+        assert r.returncode == 1, r.stdout
+        assert "FAILED err.ipynb: cell 1" in r.stdout and "file missing: data.txt" in r.stdout, r.stdout
+
+    def test_cell_whose_value_is_err_fails(self, tmp_path):
+        nb = write_notebook(tmp_path / "errvalue.ipynb", 'let r: Result<u32, String> = Err("nope".into());\nr')
+        r = run(tmp_path, nb)
+        assert r.returncode == 1 and "FAILED errvalue.ipynb: cell 0" in r.stdout, r.stdout
+
+    def test_compile_error_fails(self, tmp_path):
+        nb = write_notebook(tmp_path / "compile.ipynb", 'let z: i32 = "text";')
+        r = run(tmp_path, nb)
+        assert r.returncode == 1 and "FAILED compile.ipynb: cell 0" in r.stdout, r.stdout
+
+    def test_timeout_fails(self, tmp_path):
+        nb = write_notebook(tmp_path / "slow.ipynb", "std::thread::sleep(std::time::Duration::from_secs(60));")
+        r = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "run_notebooks.py"), "--timeout", "15", "--out", str(tmp_path / "o"),
+             str(nb)], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 1 and "FAILED slow.ipynb: cell 0" in r.stdout and "timed out" in r.stdout, r.stdout
+
+    def test_allow_error_tag_lets_a_deliberate_error_through(self, tmp_path):
+        nb = write_notebook(tmp_path / "shown.ipynb", 'let r: Result<u32, String> = Err("shown".into());\nr',
+                            tags={0: ["allow-error"]})
+        r = run(tmp_path, nb)
+        assert r.returncode == 0, r.stdout
