@@ -49,7 +49,7 @@ pub mod ch04 {
     pub use crate::layers::{Dropout, Embedding, Linear};
     pub use crate::model::{
         generate_text_simple, load_safetensors, num_parameters, num_parameters_under, num_trainable_parameters,
-        save_safetensors, FeedForward, Gelu, GptModel, LayerNorm, TransformerBlock,
+        save_safetensors, ExampleDeepNeuralNetwork, FeedForward, Gelu, GptModel, LayerNorm, TransformerBlock,
     };
 }
 

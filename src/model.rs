@@ -4,7 +4,8 @@
 //! |---|---|
 //! | 4.2 layer normalization | [`LayerNorm`] (`scale`, `shift`, biased variance, eps 1e-5) |
 //! | 4.3 GELU and the feed-forward network | [`Gelu`] (tanh approximation), [`FeedForward`] |
-//! | 4.4 shortcut connections, 4.5 the transformer block | [`TransformerBlock`] (pre-norm) |
+//! | 4.4 shortcut connections | [`ExampleDeepNeuralNetwork`] |
+//! | 4.5 the transformer block | [`TransformerBlock`] (pre-norm) |
 //! | 4.6 the GPT model; parameter counts and size | [`GptModel`], [`num_parameters`], [`num_parameters_under`], [`crate::config::size_mb`] |
 //! | 4.7 generating text | [`generate_text_simple`] (greedy) |
 //! | 5.4 saving and loading weights (used by later chapters) | [`save_safetensors`], [`load_safetensors`] |
@@ -102,6 +103,43 @@ impl FeedForward {
 impl Module for FeedForward {
     fn forward(&self, x: &Tensor) -> Tensor {
         self.fc2.forward(&self.gelu.forward(&self.fc1.forward(x)))
+    }
+}
+
+/// The book's `ExampleDeepNeuralNetwork` (4.4): five `Linear` + [`Gelu`] layers, each output
+/// added to its input (a shortcut connection) when `use_shortcut` is true and the shapes agree.
+/// It shows how shortcuts keep the gradients of the first layers from vanishing.
+///
+/// # Shapes
+/// input `[batch, layer_sizes[0]]` → output `[batch, layer_sizes[5]]`
+#[derive(Debug)]
+pub struct ExampleDeepNeuralNetwork {
+    pub use_shortcut: bool,
+    /// `layers.{i}.0`: the linear part of layer `i` (`layers.{i}.1` is the GELU).
+    pub layers: Vec<Linear>,
+}
+
+impl ExampleDeepNeuralNetwork {
+    /// Create the five layers `layer_sizes[i] -> layer_sizes[i + 1]` under `vs`.
+    ///
+    /// Panics unless `layer_sizes` has 6 entries, as in the book.
+    pub fn new(vs: &nn::Path, layer_sizes: &[i64], use_shortcut: bool) -> Self {
+        assert_eq!(layer_sizes.len(), 6, "the book's network has 5 layers: give 6 sizes");
+        let layers = (0..5)
+            .map(|i| Linear::new(&(vs / "layers" / i / 0), layer_sizes[i], layer_sizes[i + 1], true))
+            .collect();
+        Self { use_shortcut, layers }
+    }
+}
+
+impl Module for ExampleDeepNeuralNetwork {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mut x = x.shallow_clone();
+        for layer in &self.layers {
+            let layer_output = Gelu.forward(&layer.forward(&x));
+            x = if self.use_shortcut && x.size() == layer_output.size() { x + layer_output } else { layer_output };
+        }
+        x
     }
 }
 
@@ -360,6 +398,28 @@ mod tests {
         let at = |v: f32| f32::try_from(Gelu.forward(&Tensor::from_slice(&[v]))).unwrap();
         assert_eq!(at(0.0), 0.0);
         assert!((at(1.0) - 0.8412).abs() < 1e-4, "GELU(1) = {}", at(1.0));
+    }
+
+    #[test]
+    fn shortcut_connections_keep_gradients_large_as_in_the_book() {
+        // Book 4.4: seed 123, layer_sizes [3, 3, 3, 3, 3, 1], input [[1, 0, -1]], MSE to 0; the
+        // mean absolute gradient of each layer's weight.
+        let want_plain = [0.00020173584925942123, 0.00012011159560643137, 0.0007152040489017963, 0.0013988736318424344, 0.005049645435065031];
+        let want_shortcut = [0.22169792652130127, 0.20694108307361603, 0.3289699852466583, 0.2665732204914093, 1.3258541822433472];
+        let _rng = rng_lock();
+        for (use_shortcut, want) in [(false, want_plain), (true, want_shortcut)] {
+            set_seed(123);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let model = ExampleDeepNeuralNetwork::new(&vs.root(), &[3, 3, 3, 3, 3, 1], use_shortcut);
+            let x = Tensor::from_slice(&[1f32, 0., -1.]).view([1, 3]); // [1, 3]
+            let target = Tensor::zeros([1, 1], (Kind::Float, Device::Cpu));
+            model.forward(&x).mse_loss(&target, tch::Reduction::Mean).backward();
+            for (i, (layer, want)) in model.layers.iter().zip(want).enumerate() {
+                let got = f64::try_from(layer.weight.grad().abs().mean(Kind::Float)).unwrap();
+                assert!((got - want).abs() < 1e-6 * want.max(1e-3), "shortcut {use_shortcut}, layers.{i}.0.weight: {got} vs {want}");
+            }
+            assert!(vs.variables().contains_key("layers.4.0.bias"));
+        }
     }
 
     #[test]
