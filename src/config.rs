@@ -35,8 +35,11 @@ pub struct GptConfig {
     pub qkv_bias: bool,
 }
 
+/// A preset's constructor.
+type Preset = fn() -> GptConfig;
+
 /// The preset names [`GptConfig::from_preset_name`] accepts, with the constructor each maps to.
-const PRESETS: &[(&str, fn() -> GptConfig)] = &[
+const PRESETS: &[(&str, Preset)] = &[
     ("gpt2-small", GptConfig::gpt2_124m),
     ("124M", GptConfig::gpt2_124m),
     ("gpt2-medium", GptConfig::gpt2_medium),
