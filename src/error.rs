@@ -48,6 +48,21 @@ pub enum Error {
     /// An argument outside its valid range (`name` says which).
     #[error("invalid {name}: {reason}")]
     InvalidArgument { name: &'static str, reason: String },
+    /// A model preset name that [`crate::config::GptConfig::from_preset_name`] does not know.
+    #[error("unknown model preset '{name}' (known: {known})")]
+    UnknownPreset { name: String, known: String },
+    /// A configuration file or value that cannot be used (`what` says which file or field).
+    #[error("config {what}: {reason}")]
+    Config { what: String, reason: String },
+    /// A weight file's tensor has another shape than the model's parameter of the same name.
+    #[error("tensor '{name}': the model expects shape {expected:?}, the file has {found:?}")]
+    ShapeMismatch { name: String, expected: Vec<i64>, found: Vec<i64> },
+    /// A parameter of the model is not in the weight file.
+    #[error("{path}: no tensor named '{name}' (the model needs it)")]
+    MissingTensor { name: String, path: PathBuf },
+    /// The weight file holds a tensor that the model has no parameter for.
+    #[error("{path}: tensor '{name}' is not a parameter of the model")]
+    UnexpectedTensor { name: String, path: PathBuf },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -16,15 +16,31 @@
 //!
 //! The chapter module [`ch02`] re-exports what chapter 2 introduces, as the book's
 //! `llms_from_scratch.ch02` does: `use llm_from_scratch::ch02::create_dataloader_v1;`.
+//! | [`attention`] | chapter 3: attention without weights, self-attention, causal and multi-head attention |
+//! | [`config`] | chapter 4.1: `GptConfig` and its presets (124M ... 1558M, tiny) |
+//! | [`layers`], [`init`] | `nn.Linear`, `nn.Embedding`, `nn.Dropout` with PyTorch's initialisation and order |
+//! | [`model`] | chapter 4: `LayerNorm`, `Gelu`, `FeedForward`, `TransformerBlock`, `GptModel`, greedy generation, safetensors |
+//! | [`figures`] | more figures: the attention heat map |
+//! | [`optim`] | chapter 5.2: AdamW with savable state (resumable runs), gradient clipping (appendix D) |
+//!
+//! The chapter modules [`ch03`] and [`ch04`] re-export what each chapter introduces, as the
+//! book's `llms_from_scratch.ch04` does.
 //!
 //! Every public item uses the book's names in Rust case (`GptModel`, `create_dataloader_v1`).
 
+pub mod attention;
 pub mod ch01;
+pub mod config;
 pub mod data;
 pub mod dataloader;
 pub mod device;
 pub mod embedding;
 pub mod error;
+pub mod figures;
+pub mod init;
+pub mod layers;
+pub mod model;
+pub mod optim;
 pub mod plot;
 pub mod tokenizer;
 
@@ -36,6 +52,28 @@ pub mod ch02 {
     pub use crate::tokenizer::{
         bytes_to_unicode, pre_tokenize, split_words, train_bpe, BpeTokenizer, Gpt2Tokenizer, SimpleTokenizerV1,
         SimpleTokenizerV2, Tokenizer, Vocab, ENDOFTEXT, ENDOFTEXT_ID, UNK,
+    };
+}
+
+/// Chapter 3, "Coding attention mechanisms": everything the chapter introduces.
+pub mod ch03 {
+    pub use crate::attention::{
+        attention_scores_for_query, attention_scores_simple, attention_weights_simple, causal_mask,
+        context_vectors_simple, softmax_naive, your_journey_inputs, AttentionImpl, CausalAttention,
+        MultiHeadAttention, MultiHeadAttentionWrapper, SelfAttentionV1, SelfAttentionV2, YOUR_JOURNEY_WORDS,
+    };
+    pub use crate::figures::HeatMap;
+    pub use crate::layers::{Dropout, Linear};
+}
+
+/// Chapter 4, "Implementing a GPT model from scratch to generate text".
+pub mod ch04 {
+    pub use crate::attention::{AttentionImpl, MultiHeadAttention};
+    pub use crate::config::{size_mb, GptConfig};
+    pub use crate::layers::{Dropout, Embedding, Linear};
+    pub use crate::model::{
+        generate_text_simple, load_safetensors, num_parameters, num_parameters_under, num_trainable_parameters,
+        save_safetensors, ExampleDeepNeuralNetwork, FeedForward, Gelu, GptModel, LayerNorm, TransformerBlock,
     };
 }
 

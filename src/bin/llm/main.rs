@@ -4,6 +4,7 @@
 //! `pretrain`, `finetune-spam`, `finetune-instruct`, `classify` and `bench`.
 
 mod bench;
+mod generate;
 mod tokenize;
 
 use anyhow::Result;
@@ -22,6 +23,8 @@ enum Command {
     Info,
     /// Chapter 2: encode text to token ids (a JSON array on one line), or decode ids to text.
     Tokenize(tokenize::TokenizeArgs),
+    /// Generate text greedily with a GPT model (chapter 4.7).
+    Generate(generate::GenerateArgs),
     /// Throughput measurements, one JSON line each.
     Bench {
         #[command(subcommand)]
@@ -34,6 +37,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Info => info(),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Generate(args) => generate::run(args),
         Command::Bench { command } => bench::run(command),
     }
 }

@@ -1,5 +1,3 @@
-//! `llm bench ...`: throughput measurements, one JSON line each.
-//!
 //! `llm bench tokenize --file PATH` times GPT-2 encoding (single thread) of this crate's
 //! byte-level BPE and of `tiktoken-rs` (`r50k_base`) on the same text in the same run, checks
 //! that both give the same ids, and prints MB/s for both and their ratio (ours / tiktoken-rs).
@@ -7,13 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, Subcommand};
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// GPT-2 tokenizer throughput: this crate vs tiktoken-rs, single thread.
-    Tokenize(TokenizeBenchArgs),
-}
+use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct TokenizeBenchArgs {
@@ -25,11 +17,6 @@ pub struct TokenizeBenchArgs {
     pub seconds: f64,
 }
 
-pub fn run(command: BenchCommand) -> Result<()> {
-    match command {
-        BenchCommand::Tokenize(args) => tokenize(args),
-    }
-}
 
 #[cfg(feature = "tiktoken")]
 /// Median seconds of one call of `f`, over rounds alternating with nothing else, until
@@ -49,7 +36,7 @@ fn time_median(budget: std::time::Duration, mut f: impl FnMut()) -> (f64, usize)
 }
 
 #[cfg(feature = "tiktoken")]
-fn tokenize(args: TokenizeBenchArgs) -> Result<()> {
+pub fn tokenize(args: TokenizeBenchArgs) -> Result<()> {
     use anyhow::Context;
     use llm_from_scratch::tokenizer::BpeTokenizer;
     use std::time::Duration;
@@ -91,7 +78,7 @@ fn tokenize(args: TokenizeBenchArgs) -> Result<()> {
 }
 
 #[cfg(not(feature = "tiktoken"))]
-fn tokenize(_args: TokenizeBenchArgs) -> Result<()> {
+pub fn tokenize(_args: TokenizeBenchArgs) -> Result<()> {
     anyhow::bail!("this build has no tiktoken-rs to compare with: rebuild with the default feature `tiktoken`")
 }
 
