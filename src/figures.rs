@@ -179,6 +179,106 @@ impl Figure for HeatMap {
     }
 }
 
+/// Figure 5.12: training and validation loss against epochs, with the tokens seen as a second
+/// x axis on top, as the book's `plot_losses` draws it. Optionally a second pair of curves
+/// (chapter 6 adds accuracy with the same shape).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossPlot {
+    pub title: String,
+    /// The y axis' name ("Loss", "Accuracy").
+    pub y_label: String,
+    /// x values: the (fractional) epoch of each point.
+    pub epochs: Vec<f64>,
+    /// Tokens (or examples) seen at each point; the top axis. Empty to leave it out.
+    pub tokens_seen: Vec<i64>,
+    /// The curves: `(label, values)`, one value per epoch point.
+    pub series: Vec<(String, Vec<f64>)>,
+}
+
+evcxr_figure!(LossPlot);
+
+impl LossPlot {
+    /// The book's loss plot of a training history (chapter 5: `plot_losses`).
+    pub fn from_history(history: &crate::train::TrainHistory) -> Self {
+        LossPlot {
+            title: "Training and validation loss".into(),
+            y_label: "Loss".into(),
+            epochs: history.epochs.clone(),
+            tokens_seen: history.tokens_seen.clone(),
+            series: vec![
+                ("Training loss".into(), history.train_losses.clone()),
+                ("Validation loss".into(), history.val_losses.clone()),
+            ],
+        }
+    }
+}
+
+impl Figure for LossPlot {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let n = self.epochs.len();
+        if n == 0 {
+            return Err(Error::Plot(format!("'{}': no points to plot", self.title)));
+        }
+        if let Some((label, v)) = self.series.iter().find(|(_, v)| v.len() != n) {
+            return Err(Error::Plot(format!("'{}': series '{label}' has {} points for {n} epochs", self.title, v.len())));
+        }
+        let finite = || self.series.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite());
+        let (lo, hi) = (finite().fold(f64::MAX, f64::min), finite().fold(f64::MIN, f64::max));
+        let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 1.0) };
+        let pad = ((hi - lo) * 0.05).max(1e-3);
+        let x_max = self.epochs.iter().copied().fold(0.0f64, f64::max).max(1e-9);
+        let tokens_max = self.tokens_seen.iter().copied().max().unwrap_or(0).max(1) as f64;
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .top_x_label_area_size(if self.tokens_seen.is_empty() { 0 } else { 40 })
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
+            .map_err(plot_err)?
+            .set_secondary_coord(0.0..tokens_max, (lo - pad)..(hi + pad));
+        chart
+            .configure_mesh()
+            .x_desc("Epochs")
+            .y_desc(&self.y_label)
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(plot_err)?;
+        if !self.tokens_seen.is_empty() {
+            chart
+                .configure_secondary_axes()
+                .x_desc("Tokens seen")
+                .x_label_formatter(&|v| crate::plot::si_format(*v))
+                .y_labels(0)
+                .label_style((FONT, 13))
+                .draw()
+                .map_err(plot_err)?;
+        }
+        for (i, (label, values)) in self.series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let style = ShapeStyle { color, filled: false, stroke_width: 2 };
+            let points: Vec<(f64, f64)> = self.epochs.iter().copied().zip(values.iter().copied()).filter(|p| p.1.is_finite()).collect();
+            chart
+                .draw_series(LineSeries::new(points, style).point_size(if n < 40 { 2 } else { 0 }))
+                .map_err(plot_err)?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

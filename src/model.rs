@@ -337,25 +337,34 @@ pub fn load_safetensors(vs: &nn::VarStore, path: impl AsRef<Path>) -> Result<()>
         return Err(Error::io(path, e));
     }
     let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)?.into_iter().collect();
+    copy_named_into(vs, &file, path)
+}
+
+/// Copy `tensors` into the variables of `vs` by name, strictly (see [`load_safetensors`]):
+/// every variable must be there with its shape, and nothing else may be but `*.mask` buffers.
+/// `source` names the file in errors. Nothing is copied unless everything matches.
+pub fn copy_named_into(vs: &nn::VarStore, tensors: &HashMap<String, Tensor>, source: &Path) -> Result<()> {
     let vars = vs.variables();
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
     for name in &names {
-        let src = file.get(*name).ok_or_else(|| Error::MissingTensor { name: name.to_string(), path: path.into() })?;
+        let src = tensors
+            .get(*name)
+            .ok_or_else(|| Error::MissingTensor { name: name.to_string(), path: source.into() })?;
         let expected = vars[*name].size();
         if src.size() != expected {
             return Err(Error::ShapeMismatch { name: name.to_string(), expected, found: src.size() });
         }
     }
-    let mut extra: Vec<&String> = file.keys().filter(|k| !vars.contains_key(*k) && !is_buffer_key(k)).collect();
+    let mut extra: Vec<&String> = tensors.keys().filter(|k| !vars.contains_key(*k) && !is_buffer_key(k)).collect();
     extra.sort();
     if let Some(name) = extra.first() {
-        return Err(Error::UnexpectedTensor { name: name.to_string(), path: path.into() });
+        return Err(Error::UnexpectedTensor { name: name.to_string(), path: source.into() });
     }
     tch::no_grad(|| -> Result<()> {
         for name in names {
             let mut var = vars[name].shallow_clone();
-            var.f_copy_(&file[name])?;
+            var.f_copy_(&tensors[name])?;
         }
         Ok(())
     })
