@@ -12,7 +12,7 @@ use serde::Serialize;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use crate::generate::load_config;
+use crate::model_source::load_config;
 
 /// Arguments of `llm bench forward`.
 #[derive(Args, Debug)]
