@@ -35,13 +35,18 @@ python - "$OUT" $CONTEXTS <<'PY'
 import json, sys
 out, contexts = sys.argv[1], sys.argv[2:]
 print()
-print("| context | Rust explicit tok/s | Rust SDPA tok/s | PyTorch explicit tok/s | PyTorch SDPA tok/s | Rust/PyTorch explicit | Rust/PyTorch SDPA | Rust SDPA/explicit |")
+print("tokens/s from the median pass (in brackets: from the fastest pass)")
+print()
+print("| context | Rust explicit | Rust SDPA | PyTorch explicit | PyTorch SDPA | Rust/PyTorch explicit | Rust/PyTorch SDPA | Rust SDPA/explicit |")
 print("|---|---|---|---|---|---|---|---|")
 for ctx in contexts:
     r = json.load(open(f"{out}/rust-{ctx}.json"))
     t = json.load(open(f"{out}/torch-{ctx}.json"))
-    re, rs = r["explicit_tokens_per_s"], r["sdpa_tokens_per_s"]
-    te, ts = t["explicit_tokens_per_s"], t["sdpa_tokens_per_s"]
-    print(f"| {ctx} | {re:.1f} | {rs:.1f} | {te:.1f} | {ts:.1f} | {re / te:.2f} | {rs / ts:.2f} | {rs / re:.2f} |")
-print(f"\nbatch {r['batch_size']}, {r['threads']} threads, device {r['device']}, median of {r['runs']} runs after {r['warmup']} warm-up")
+    tokens = r["batch_size"] * r["context_length"]
+    tps = lambda d, k: tokens / d[k] * 1e3
+    re, rs, te, ts = (tps(r, "explicit_ms"), tps(r, "sdpa_ms"), tps(t, "explicit_ms"), tps(t, "sdpa_ms"))
+    bre, brs, bte, bts = (tps(r, "explicit_best_ms"), tps(r, "sdpa_best_ms"), tps(t, "explicit_best_ms"), tps(t, "sdpa_best_ms"))
+    print(f"| {ctx} | {re:.1f} [{bre:.1f}] | {rs:.1f} [{brs:.1f}] | {te:.1f} [{bte:.1f}] | {ts:.1f} [{bts:.1f}] "
+          f"| {re / te:.2f} [{bre / bte:.2f}] | {rs / ts:.2f} [{brs / bts:.2f}] | {rs / re:.2f} [{brs / bre:.2f}] |")
+print(f"\nbatch {r['batch_size']}, {r['threads']} threads, device {r['device']}, {r['runs']} timed runs after {r['warmup']} warm-up; {t['implementation']}")
 PY

@@ -52,9 +52,26 @@ impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Tensor {
         let mean = x.mean_dim(-1, true, None::<Kind>); // [..., 1]
         let var = x.var_dim(-1, false, true); // [..., 1], unbiased = False as in the book
-        let norm_x = (x - mean) / (var + self.eps).sqrt();
-        &self.scale * norm_x + &self.shift
+        if recording(x) {
+            let norm_x = (x - mean) / (var + self.eps).sqrt();
+            return &self.scale * norm_x + &self.shift;
+        }
+        // The same operations in the same order, reusing one buffer (see [`recording`]).
+        let mut norm_x = x - mean;
+        norm_x /= (var + self.eps).sqrt();
+        norm_x *= &self.scale;
+        norm_x += &self.shift;
+        norm_x
     }
+}
+
+/// Whether autograd records operations on `x`. When it does not (under `tch::no_grad`, or with
+/// frozen parameters), the modules below compute the book's operations in the same order but
+/// in place, into one buffer instead of a new tensor per step: the numbers are bit for bit the
+/// same, with fewer allocations and less memory traffic. When it does, they use the book's
+/// out-of-place expressions, because the backward pass needs some of the intermediates.
+fn recording(x: &Tensor) -> bool {
+    x.requires_grad()
 }
 
 /// The GELU activation with the tanh approximation GPT-2 used (book's `GELU`, 4.3):
@@ -66,8 +83,20 @@ impl Module for Gelu {
     fn forward(&self, x: &Tensor) -> Tensor {
         // The book computes sqrt(2/π) as a float32 tensor: round 2/π to f32 first, as it does.
         let sqrt_2_over_pi = ((2.0 / std::f64::consts::PI) as f32).sqrt() as f64;
-        let inner = (x + x.pow_tensor_scalar(3) * 0.044715) * sqrt_2_over_pi;
-        x * 0.5 * (inner.tanh() + 1.0)
+        if recording(x) {
+            let inner = (x + x.pow_tensor_scalar(3) * 0.044715) * sqrt_2_over_pi;
+            return x * 0.5 * (inner.tanh() + 1.0);
+        }
+        // The same steps in place (see [`recording`]): two buffers instead of eight.
+        let mut inner = x.pow_tensor_scalar(3);
+        inner *= 0.044715;
+        inner += x;
+        inner *= sqrt_2_over_pi;
+        let _ = inner.tanh_();
+        inner += 1.0;
+        let mut out = x * 0.5;
+        out *= inner;
+        out
     }
 }
 
@@ -172,12 +201,20 @@ impl TransformerBlock {
 
 impl ModuleT for TransformerBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let shortcut = x;
         let h = self.att.forward_t(&self.norm1.forward(x), train);
-        let x = self.drop_shortcut.forward_t(&h, train) + shortcut;
+        let x = add_shortcut(self.drop_shortcut.forward_t(&h, train), x);
         let h = self.ff.forward(&self.norm2.forward(&x));
-        self.drop_shortcut.forward_t(&h, train) + x
+        add_shortcut(self.drop_shortcut.forward_t(&h, train), &x)
     }
+}
+
+/// `h + shortcut`, in place into `h` when autograd is not recording (see [`recording`]).
+fn add_shortcut(mut h: Tensor, shortcut: &Tensor) -> Tensor {
+    if recording(&h) || recording(shortcut) {
+        return h + shortcut;
+    }
+    h += shortcut;
+    h
 }
 
 /// The GPT model (book's `GPTModel`, 4.6): token and positional embeddings, dropout,
@@ -253,7 +290,7 @@ impl ModuleT for GptModel {
         let tok_embeds = self.tok_emb.forward(in_idx); // [batch, seq_len, emb_dim]
         let positions = Tensor::arange(seq_len, (Kind::Int64, in_idx.device()));
         let pos_embeds = self.pos_emb.forward(&positions); // [seq_len, emb_dim]
-        let mut x = self.drop_emb.forward_t(&(tok_embeds + pos_embeds), train);
+        let mut x = self.drop_emb.forward_t(&add_shortcut(tok_embeds, &pos_embeds), train);
         for block in &self.trf_blocks {
             x = block.forward_t(&x, train);
         }
@@ -448,6 +485,24 @@ mod tests {
         assert!(!vars.contains_key("out_head.bias") && !vars.contains_key("trf_blocks.0.att.W_key.bias"));
         let ids = Tensor::from_slice2(&[[1i64, 2, 3], [4, 5, 6]]);
         assert_eq!(model.forward_t(&ids, false).size(), [2, 3, 97]);
+    }
+
+    #[test]
+    fn in_place_path_without_autograd_gives_the_same_bits() {
+        let _rng = rng_lock();
+        set_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = GptModel::new(&vs.root(), &small_cfg());
+        let ids = Tensor::from_slice2(&[[5i64, 9, 2, 7, 1, 3], [8, 8, 1, 0, 96, 4]]);
+        let recorded = model.forward_t(&ids, false);
+        assert!(recorded.requires_grad(), "with trainable parameters autograd records");
+        let in_place = tch::no_grad(|| model.forward_t(&ids, false));
+        assert!(!in_place.requires_grad());
+        assert!(in_place.equal(&recorded), "no-grad (in-place) and recorded logits differ by {}", max_diff(&in_place, &recorded));
+        let x = Tensor::linspace(-4.0, 4.0, 101, (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let gelu_recorded = Gelu.forward(&x);
+        let gelu_in_place = tch::no_grad(|| Gelu.forward(&x));
+        assert!(gelu_in_place.equal(&gelu_recorded), "GELU paths differ");
     }
 
     #[test]
