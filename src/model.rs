@@ -52,11 +52,11 @@ impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Tensor {
         let mean = x.mean_dim(-1, true, None::<Kind>); // [..., 1]
         let var = x.var_dim(-1, false, true); // [..., 1], unbiased = False as in the book
-        if recording(x) {
+        if grad_enabled() {
             let norm_x = (x - mean) / (var + self.eps).sqrt();
             return &self.scale * norm_x + &self.shift;
         }
-        // The same operations in the same order, reusing one buffer (see [`recording`]).
+        // The same operations in the same order, reusing one buffer (see [`grad_enabled`]).
         let mut norm_x = x - mean;
         norm_x /= (var + self.eps).sqrt();
         norm_x *= &self.scale;
@@ -65,13 +65,22 @@ impl Module for LayerNorm {
     }
 }
 
-/// Whether autograd records operations on `x`. When it does not (under `tch::no_grad`, or with
-/// frozen parameters), the modules below compute the book's operations in the same order but
-/// in place, into one buffer instead of a new tensor per step: the numbers are bit for bit the
-/// same, with fewer allocations and less memory traffic. When it does, they use the book's
+/// Whether autograd is on (PyTorch's `torch.is_grad_enabled()`), read from libtorch.
+///
+/// When it is off (inside `tch::no_grad`, as in generation and evaluation), `LayerNorm`, `Gelu`
+/// and the shortcut additions compute the book's operations in the same order but in place, into
+/// one buffer instead of a new tensor per step: the numbers are bit for bit the same (tested),
+/// with fewer allocations and less memory traffic. When it is on, they use the book's
 /// out-of-place expressions, because the backward pass needs some of the intermediates.
-fn recording(x: &Tensor) -> bool {
-    x.requires_grad()
+pub fn grad_enabled() -> bool {
+    // tch does not expose GradMode::is_enabled; at_grad_set_enabled sets the thread-local mode
+    // and returns the previous one, which we restore at once.
+    // SAFETY: plain FFI calls on a thread-local flag; no pointers are involved.
+    unsafe {
+        let previous = torch_sys::at_grad_set_enabled(1);
+        torch_sys::at_grad_set_enabled(previous);
+        previous != 0
+    }
 }
 
 /// The GELU activation with the tanh approximation GPT-2 used (book's `GELU`, 4.3):
@@ -83,11 +92,11 @@ impl Module for Gelu {
     fn forward(&self, x: &Tensor) -> Tensor {
         // The book computes sqrt(2/π) as a float32 tensor: round 2/π to f32 first, as it does.
         let sqrt_2_over_pi = ((2.0 / std::f64::consts::PI) as f32).sqrt() as f64;
-        if recording(x) {
+        if grad_enabled() {
             let inner = (x + x.pow_tensor_scalar(3) * 0.044715) * sqrt_2_over_pi;
             return x * 0.5 * (inner.tanh() + 1.0);
         }
-        // The same steps in place (see [`recording`]): two buffers instead of eight.
+        // The same steps in place (see [`grad_enabled`]): two buffers instead of eight.
         let mut inner = x.pow_tensor_scalar(3);
         inner *= 0.044715;
         inner += x;
@@ -208,9 +217,9 @@ impl ModuleT for TransformerBlock {
     }
 }
 
-/// `h + shortcut`, in place into `h` when autograd is not recording (see [`recording`]).
+/// `h + shortcut`, in place into `h` when autograd is off (see [`grad_enabled`]).
 fn add_shortcut(mut h: Tensor, shortcut: &Tensor) -> Tensor {
-    if recording(&h) || recording(shortcut) {
+    if grad_enabled() {
         return h + shortcut;
     }
     h += shortcut;
@@ -494,15 +503,39 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let model = GptModel::new(&vs.root(), &small_cfg());
         let ids = Tensor::from_slice2(&[[5i64, 9, 2, 7, 1, 3], [8, 8, 1, 0, 96, 4]]);
+        assert!(grad_enabled(), "autograd is on by default");
         let recorded = model.forward_t(&ids, false);
         assert!(recorded.requires_grad(), "with trainable parameters autograd records");
-        let in_place = tch::no_grad(|| model.forward_t(&ids, false));
+        let in_place = tch::no_grad(|| {
+            assert!(!grad_enabled(), "no_grad turns autograd off");
+            model.forward_t(&ids, false)
+        });
+        assert!(grad_enabled(), "grad_enabled restores the mode it reads");
         assert!(!in_place.requires_grad());
         assert!(in_place.equal(&recorded), "no-grad (in-place) and recorded logits differ by {}", max_diff(&in_place, &recorded));
         let x = Tensor::linspace(-4.0, 4.0, 101, (Kind::Float, Device::Cpu)).set_requires_grad(true);
         let gelu_recorded = Gelu.forward(&x);
         let gelu_in_place = tch::no_grad(|| Gelu.forward(&x));
         assert!(gelu_in_place.equal(&gelu_recorded), "GELU paths differ");
+    }
+
+    #[test]
+    fn gradients_flow_to_every_parameter() {
+        let _rng = rng_lock();
+        set_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = GptModel::new(&vs.root(), &small_cfg());
+        let ids = Tensor::from_slice2(&[[5i64, 9, 2, 7, 1, 3]]);
+        let targets = Tensor::from_slice2(&[[9i64, 2, 7, 1, 3, 4]]);
+        let logits = model.forward_t(&ids, true); // [1, 6, 97]
+        let loss = logits.view([-1, 97]).cross_entropy_for_logits(&targets.view([-1])); // [6, 97] vs [6]
+        loss.backward();
+        for (name, t) in vs.variables() {
+            let g = t.grad();
+            assert!(g.defined(), "'{name}' has no gradient");
+            let norm = f64::try_from(g.norm()).unwrap();
+            assert!(norm.is_finite() && norm > 0.0, "'{name}': gradient norm {norm}");
+        }
     }
 
     #[test]
