@@ -40,12 +40,19 @@ fn run_script(args: &[&str]) {
     );
 }
 
-/// The reference fixture's folder, created by the Python script on first use.
+/// The reference fixture's folder, created by the Python script on first use and again whenever
+/// the script is newer than its outputs.
 fn reference() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = fixture_dir();
-        if !dir.join("config.json").exists() {
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let script = modified(&manifest_dir().join("tests/fixtures/gpt_pytorch.py"));
+        let stale = match modified(&dir.join("config.json")) {
+            None => true,
+            Some(made) => script.is_some_and(|s| s > made),
+        };
+        if stale {
             run_script(&["reference", "--out", dir.to_str().unwrap()]);
         }
         dir
