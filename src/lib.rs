@@ -22,6 +22,7 @@
 //! | [`model`] | chapter 4: `LayerNorm`, `Gelu`, `FeedForward`, `TransformerBlock`, `GptModel`, greedy generation, safetensors |
 //! | [`figures`] | more figures: the attention heat map |
 //! | [`optim`] | chapter 5.2: AdamW with savable state (resumable runs), gradient clipping (appendix D) |
+//! | [`gpt2`] | chapter 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
 //!
 //! The chapter modules [`ch03`] and [`ch04`] re-export what each chapter introduces, as the
 //! book's `llms_from_scratch.ch04` does.
@@ -37,6 +38,7 @@ pub mod device;
 pub mod embedding;
 pub mod error;
 pub mod figures;
+pub mod gpt2;
 pub mod init;
 pub mod layers;
 pub mod model;
