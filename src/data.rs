@@ -13,7 +13,10 @@
 //!    into place once its checksum is right, so the cache never holds half a file).
 //!
 //! Every file is checked against its sha256 wherever it came from; a mismatch is an error that
-//! shows both hashes. Offline and without the file, the error names `LLM_DATA_DIR`.
+//! shows both hashes. The one exception are files for which no published checksum could be
+//! found (the larger GPT-2 checkpoints on Hugging Face, chapter 5.5): their entry has
+//! `sha256: None`, says why, and the file's size is checked instead when it is known.
+//! Offline and without the file, the error names `LLM_DATA_DIR`.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -36,10 +39,13 @@ pub struct DataFile {
     pub name: &'static str,
     /// Download locations, tried in order.
     pub urls: &'static [&'static str],
-    /// sha256 of the file (of the extracted member when the URL serves a zip archive), lower-case hex.
-    pub sha256: &'static str,
-    /// Size in bytes (said in the message when the file cannot be had).
-    pub size: u64,
+    /// sha256 of the file (of the extracted member when the URL serves a zip archive), lower-case
+    /// hex. `None` only where no published checksum is known to this crate; such an entry's
+    /// documentation says why, and the file is then checked by its size (when known) only.
+    pub sha256: Option<&'static str>,
+    /// Size in bytes, when known: checked when there is no sha256, and said in the message when
+    /// the file cannot be had.
+    pub size: Option<u64>,
     /// When the URLs serve a zip archive: the archive member that is this file.
     pub zip_member: Option<&'static str>,
 }
@@ -49,8 +55,8 @@ pub struct DataFile {
 pub const THE_VERDICT: DataFile = DataFile {
     name: "the-verdict.txt",
     urls: &["https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch02/01_main-chapter-code/the-verdict.txt"],
-    sha256: "b41e41a68f0398a3154ae69e2e4c0e2694e17fe0d66730536837f1b01935b31f",
-    size: 20479,
+    sha256: Some("b41e41a68f0398a3154ae69e2e4c0e2694e17fe0d66730536837f1b01935b31f"),
+    size: Some(20479),
     zip_member: None,
 };
 
@@ -62,8 +68,8 @@ pub const SMS_SPAM_COLLECTION: DataFile = DataFile {
         "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
         "https://f001.backblazeb2.com/file/LLMs-from-scratch/sms%2Bspam%2Bcollection.zip",
     ],
-    sha256: "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d",
-    size: 477907,
+    sha256: Some("7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"),
+    size: Some(477907),
     zip_member: Some("SMSSpamCollection"),
 };
 
@@ -71,8 +77,8 @@ pub const SMS_SPAM_COLLECTION: DataFile = DataFile {
 pub const INSTRUCTION_DATA: DataFile = DataFile {
     name: "instruction-data.json",
     urls: &["https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/01_main-chapter-code/instruction-data.json"],
-    sha256: "7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",
-    size: 203524,
+    sha256: Some("7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944"),
+    size: Some(203524),
     zip_member: None,
 };
 
@@ -83,8 +89,8 @@ pub const GPT2_ENCODER_JSON: DataFile = DataFile {
         "https://openaipublic.blob.core.windows.net/gpt-2/models/124M/encoder.json",
         "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch02/02_bonus_bytepair-encoder/gpt2_model/encoder.json",
     ],
-    sha256: "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
-    size: 1042301,
+    sha256: Some("196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"),
+    size: Some(1042301),
     zip_member: None,
 };
 
@@ -95,13 +101,170 @@ pub const GPT2_VOCAB_BPE: DataFile = DataFile {
         "https://openaipublic.blob.core.windows.net/gpt-2/models/124M/vocab.bpe",
         "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch02/02_bonus_bytepair-encoder/gpt2_model/vocab.bpe",
     ],
-    sha256: "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
-    size: 456318,
+    sha256: Some("1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"),
+    size: Some(456318),
     zip_member: None,
 };
 
+/// The two files of a GPT-2 checkpoint on Hugging Face (chapter 5.5): `config.json` (the sizes)
+/// and `model.safetensors` (the weights), from `openai-community/<name>`. In the data folder they
+/// are `openai-community/<name>/config.json` and `openai-community/<name>/model.safetensors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HfCheckpoint {
+    /// The model's name: `gpt2`, `gpt2-medium`, `gpt2-large` or `gpt2-xl`.
+    pub name: &'static str,
+    /// `config.json`.
+    pub config: DataFile,
+    /// `model.safetensors`.
+    pub weights: DataFile,
+}
+
+/// OpenAI's GPT-2 small (124M) as Hugging Face serves it (revision `607a30d7`). Both checksums
+/// are the ones Hugging Face publishes for the files (the LFS `oid sha256` of `model.safetensors`),
+/// as recorded by two unrelated public projects that pin this revision; their sizes agree.
+pub const HF_GPT2: HfCheckpoint = HfCheckpoint {
+    name: "gpt2",
+    config: DataFile {
+        name: "openai-community/gpt2/config.json",
+        urls: &["https://huggingface.co/openai-community/gpt2/resolve/main/config.json"],
+        sha256: Some("0daed7749b4f02b8f76240d5444551d7b08712dab4d0adb8239c56ba823bb7b4"),
+        size: Some(665),
+        zip_member: None,
+    },
+    weights: DataFile {
+        name: "openai-community/gpt2/model.safetensors",
+        urls: &["https://huggingface.co/openai-community/gpt2/resolve/main/model.safetensors"],
+        sha256: Some("248dfc3911869ec493c76e65bf2fcf7f615828b0254c12b473182f0f81d3a707"),
+        size: Some(548105171),
+        zip_member: None,
+    },
+};
+
+/// GPT-2 medium (355M) from Hugging Face. **Not verified**: no published sha256 or size of these
+/// files could be found from this project's machines (which cannot reach Hugging Face), and a
+/// made-up checksum would be worse than none. The loader still checks every tensor's name and
+/// shape against `config.json`, and a truncated file is an error, so a wrong file cannot load
+/// silently; a corrupted value inside a complete file would not be noticed.
+pub const HF_GPT2_MEDIUM: HfCheckpoint = HfCheckpoint {
+    name: "gpt2-medium",
+    config: DataFile {
+        name: "openai-community/gpt2-medium/config.json",
+        urls: &["https://huggingface.co/openai-community/gpt2-medium/resolve/main/config.json"],
+        sha256: None,
+        size: None,
+        zip_member: None,
+    },
+    weights: DataFile {
+        name: "openai-community/gpt2-medium/model.safetensors",
+        urls: &["https://huggingface.co/openai-community/gpt2-medium/resolve/main/model.safetensors"],
+        sha256: None,
+        size: None,
+        zip_member: None,
+    },
+};
+
+/// GPT-2 large (774M) from Hugging Face. Not verified, for the reason given at [`HF_GPT2_MEDIUM`].
+pub const HF_GPT2_LARGE: HfCheckpoint = HfCheckpoint {
+    name: "gpt2-large",
+    config: DataFile {
+        name: "openai-community/gpt2-large/config.json",
+        urls: &["https://huggingface.co/openai-community/gpt2-large/resolve/main/config.json"],
+        sha256: None,
+        size: None,
+        zip_member: None,
+    },
+    weights: DataFile {
+        name: "openai-community/gpt2-large/model.safetensors",
+        urls: &["https://huggingface.co/openai-community/gpt2-large/resolve/main/model.safetensors"],
+        sha256: None,
+        size: None,
+        zip_member: None,
+    },
+};
+
+/// GPT-2 XL (1558M) from Hugging Face. Not verified, for the reason given at [`HF_GPT2_MEDIUM`].
+pub const HF_GPT2_XL: HfCheckpoint = HfCheckpoint {
+    name: "gpt2-xl",
+    config: DataFile {
+        name: "openai-community/gpt2-xl/config.json",
+        urls: &["https://huggingface.co/openai-community/gpt2-xl/resolve/main/config.json"],
+        sha256: None,
+        size: None,
+        zip_member: None,
+    },
+    weights: DataFile {
+        name: "openai-community/gpt2-xl/model.safetensors",
+        urls: &["https://huggingface.co/openai-community/gpt2-xl/resolve/main/model.safetensors"],
+        sha256: None,
+        size: None,
+        zip_member: None,
+    },
+};
+
+/// The GPT-2 checkpoints on Hugging Face, smallest first.
+pub const HF_GPT2_CHECKPOINTS: &[HfCheckpoint] = &[HF_GPT2, HF_GPT2_MEDIUM, HF_GPT2_LARGE, HF_GPT2_XL];
+
 /// Every file above.
-pub const ALL: &[DataFile] = &[THE_VERDICT, SMS_SPAM_COLLECTION, INSTRUCTION_DATA, GPT2_ENCODER_JSON, GPT2_VOCAB_BPE];
+pub const ALL: &[DataFile] = &[
+    THE_VERDICT,
+    SMS_SPAM_COLLECTION,
+    INSTRUCTION_DATA,
+    GPT2_ENCODER_JSON,
+    GPT2_VOCAB_BPE,
+    HF_GPT2.config,
+    HF_GPT2.weights,
+    HF_GPT2_MEDIUM.config,
+    HF_GPT2_MEDIUM.weights,
+    HF_GPT2_LARGE.config,
+    HF_GPT2_LARGE.weights,
+    HF_GPT2_XL.config,
+    HF_GPT2_XL.weights,
+];
+
+impl DataFile {
+    /// Check the file at `path` against this entry: its sha256, or, for an entry without one,
+    /// its size when known (an entry with neither accepts any file).
+    pub fn verify(&self, path: &Path) -> Result<()> {
+        match (self.sha256, self.size) {
+            (Some(sha256), _) => verify(path, sha256),
+            (None, Some(size)) => {
+                let found = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+                check_size(found, size, path)
+            }
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// Check a download written to `tmp` (whose sha256 is `found`); errors name `dest`.
+    fn check_download(&self, found: &str, tmp: &Path, dest: &Path) -> Result<()> {
+        match (self.sha256, self.size) {
+            (Some(sha256), _) => check(found, sha256, dest),
+            (None, Some(size)) => check_size(std::fs::metadata(tmp).map_err(|e| Error::io(tmp, e))?.len(), size, dest),
+            (None, None) => {
+                eprintln!("{}: no checksum is known for this file, so it is not verified (sha256 {found})", self.name);
+                Ok(())
+            }
+        }
+    }
+
+    /// What is known of the file: "20479 bytes, sha256 b41e...", or that nothing is.
+    pub fn describe(&self) -> String {
+        match (self.size, self.sha256) {
+            (Some(size), Some(sha256)) => format!("{size} bytes, sha256 {sha256}"),
+            (Some(size), None) => format!("{size} bytes; no checksum known"),
+            (None, Some(sha256)) => format!("sha256 {sha256}"),
+            (None, None) => "no size or checksum known".to_string(),
+        }
+    }
+}
+
+fn check_size(found: u64, expected: u64, path: &Path) -> Result<()> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Error::SizeMismatch { path: path.to_path_buf(), expected, found })
+    }
+}
 
 /// Where data files are looked for: a local folder (optional) and the download cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,16 +298,16 @@ impl DataStore {
     pub fn fetch(&self, file: &DataFile) -> Result<PathBuf> {
         let local = self.local_dir.as_ref().map(|dir| dir.join(file.name));
         if let Some(path) = local.as_ref().filter(|p| p.is_file()) {
-            verify(path, file.sha256)?;
+            file.verify(path)?;
             return Ok(path.clone());
         }
         let cached = self.cache_dir.join(file.name);
         if cached.is_file() {
-            match verify(&cached, file.sha256) {
+            match file.verify(&cached) {
                 Ok(()) => return Ok(cached),
                 // A damaged download in the cache (the local folder is never touched): fetch it again.
-                Err(Error::Checksum { found, .. }) => {
-                    eprintln!("{}: sha256 {found}, expected {}: downloading it again", cached.display(), file.sha256);
+                Err(e @ (Error::Checksum { .. } | Error::SizeMismatch { .. })) => {
+                    eprintln!("{e}: downloading it again");
                     std::fs::remove_file(&cached).map_err(|e| Error::io(&cached, e))?;
                 }
                 Err(e) => return Err(e),
@@ -154,7 +317,7 @@ impl DataStore {
         for url in file.urls {
             match self.download(file, url, &cached) {
                 Ok(()) => return Ok(cached),
-                Err(e @ Error::Checksum { .. }) => return Err(e),
+                Err(e @ (Error::Checksum { .. } | Error::SizeMismatch { .. })) => return Err(e),
                 Err(e) => failures.push(format!("{url}: {e}")),
             }
         }
@@ -164,13 +327,12 @@ impl DataStore {
         };
         Err(Error::Download(format!(
             "{} is not in the cache ({}) and could not be downloaded ({}). Offline? Set {DATA_DIR_VAR} to a folder \
-             that holds {} ({} bytes, sha256 {}); {where_local}.",
+             that holds {} ({}); {where_local}.",
             file.name,
             self.cache_dir.display(),
             failures.join("; "),
             file.name,
-            file.size,
-            file.sha256,
+            file.describe(),
         )))
     }
 
@@ -197,14 +359,14 @@ impl DataStore {
             match file.zip_member {
                 None => {
                     let found = copy_hashing(&mut body, &tmp)?;
-                    check(&found, file.sha256, dest)
+                    file.check_download(&found, &tmp, dest)
                 }
                 Some(member) => {
                     let zip_path = temp_path(&dest.with_extension("zip"));
                     let extracted =
                         copy_hashing(&mut body, &zip_path).and_then(|_| extract_member(&zip_path, member, &tmp));
                     let _ = std::fs::remove_file(&zip_path);
-                    check(&extracted?, file.sha256, dest)
+                    file.check_download(&extracted?, &tmp, dest)
                 }
             }
         })();
@@ -345,8 +507,18 @@ mod tests {
     #[test]
     fn names_are_distinct_and_hashes_well_formed() {
         for (i, f) in ALL.iter().enumerate() {
-            assert_eq!(f.sha256.len(), 64, "{}", f.name);
-            assert!(f.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{}", f.name);
+            match f.sha256 {
+                Some(sha256) => {
+                    assert_eq!(sha256.len(), 64, "{}", f.name);
+                    assert!(sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{}", f.name);
+                }
+                // Only the larger GPT-2 checkpoints lack a published checksum (see HF_GPT2_MEDIUM).
+                None => assert!(
+                    ["gpt2-medium", "gpt2-large", "gpt2-xl"].iter().any(|m| f.name.starts_with(&format!("openai-community/{m}/"))),
+                    "{} has no sha256",
+                    f.name
+                ),
+            }
             assert!(!f.urls.is_empty(), "{}", f.name);
             assert!(ALL[i + 1..].iter().all(|g| g.name != f.name), "{} twice", f.name);
         }

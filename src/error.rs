@@ -30,6 +30,9 @@ pub enum Error {
     /// file, or a wrong file in `LLM_DATA_DIR`).
     #[error("checksum mismatch for {path}: expected sha256 {expected}, found {found}")]
     Checksum { path: PathBuf, expected: String, found: String },
+    /// A data file without a known checksum has another size than expected (a partial download?).
+    #[error("size mismatch for {path}: expected {expected} bytes, found {found}")]
+    SizeMismatch { path: PathBuf, expected: u64, found: u64 },
     /// A data file is neither in the local data folder nor in the cache, and downloading it failed.
     #[error("{0}")]
     Download(String),

@@ -25,6 +25,7 @@
 //! | [`generate`] | chapter 5.3: temperature, top-k, `generate` |
 //! | [`checkpoint`] | chapter 5.4: checkpoints of model + AdamW + run state that resume exactly |
 //! | [`optim`] | chapter 5.2: AdamW with savable state (resumable runs), gradient clipping (appendix D) |
+//! | [`gpt2`] | chapter 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
 //!
 //! The chapter modules [`ch03`] and [`ch04`] re-export what each chapter introduces, as the
 //! book's `llms_from_scratch.ch04` does.
@@ -42,6 +43,7 @@ pub mod embedding;
 pub mod error;
 pub mod figures;
 pub mod generate;
+pub mod gpt2;
 pub mod init;
 pub mod layers;
 pub mod model;
@@ -87,6 +89,7 @@ pub mod ch04 {
 pub mod ch05 {
     pub use crate::checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta};
     pub use crate::figures::LossPlot;
+    pub use crate::gpt2::{load_hf_gpt2, Gpt2Checkpoint};
     pub use crate::generate::{
         generate, sample_counts, softmax_with_temperature, top_k_logits, toy_next_token_logits, TOY_NEXT_TOKEN_LOGITS,
         TOY_VOCAB,

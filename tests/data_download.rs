@@ -67,7 +67,7 @@ fn leak(s: String) -> &'static str {
 
 fn data_file(name: &'static str, urls: Vec<String>, sha256: &str, zip_member: Option<&'static str>) -> DataFile {
     let urls: Vec<&'static str> = urls.into_iter().map(leak).collect();
-    DataFile { name, urls: Box::leak(urls.into_boxed_slice()), sha256: leak(sha256.to_string()), size: 0, zip_member }
+    DataFile { name, urls: Box::leak(urls.into_boxed_slice()), sha256: Some(leak(sha256.to_string())), size: None, zip_member }
 }
 
 /// A fresh empty folder under the system's temporary folder.

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use llm_from_scratch::ch04::{load_safetensors, save_safetensors, AttentionImpl, GptConfig, GptModel};
@@ -13,50 +12,20 @@ use llm_from_scratch::{rng_lock, set_seed};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
+mod common;
+
 const TOLERANCE: f64 = 1e-4;
-
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture_dir() -> PathBuf {
-    manifest_dir().join("target/fixtures/gpt_pytorch")
-}
 
 /// Run the fixture script with `args`, panicking with its output when it fails.
 fn run_script(args: &[&str]) {
-    let script = manifest_dir().join("tests/fixtures/gpt_pytorch.py");
-    let out = Command::new("python")
-        .arg(&script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("could not run `python {}` ({e}); run `source scripts/env.sh` first", script.display()));
-    assert!(
-        out.status.success(),
-        "python {} {args:?} failed:\n{}\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_fixture_script("gpt_pytorch.py", args);
 }
 
-/// The reference fixture's folder, created by the Python script on first use and again whenever
-/// the script is newer than its outputs.
+/// The reference fixture's folder, created by the Python script on first use (and again when
+/// the script is newer than its output).
 fn reference() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = fixture_dir();
-        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let script = modified(&manifest_dir().join("tests/fixtures/gpt_pytorch.py"));
-        let stale = match modified(&dir.join("config.json")) {
-            None => true,
-            Some(made) => script.is_some_and(|s| s > made),
-        };
-        if stale {
-            run_script(&["reference", "--out", dir.to_str().unwrap()]);
-        }
-        dir
-    })
+    DIR.get_or_init(|| common::fixture("gpt_pytorch.py", &["reference"], "gpt_pytorch", "config.json"))
 }
 
 fn read(path: &Path) -> HashMap<String, Tensor> {

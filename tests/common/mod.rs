@@ -1,8 +1,10 @@
-//! Helpers shared by the integration tests: the book's data files, read from a local folder.
+//! Helpers shared by the integration tests: the book's data files, read from a local folder,
+//! and the reference fixtures that Python scripts in `tests/fixtures/` write under `target/fixtures/`.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 
 use llm_from_scratch::data::{self, DataFile, DataStore};
 use llm_from_scratch::tokenizer::BpeTokenizer;
@@ -59,4 +61,50 @@ pub fn instruction_entries() -> Vec<(String, String, String)> {
             (field("instruction"), field("input"), field("output"))
         })
         .collect()
+}
+
+/// The project's root folder.
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Run `python tests/fixtures/<script> <args>`, panicking with its output when it fails.
+pub fn run_fixture_script(script: &str, args: &[&str]) {
+    let script = manifest_dir().join("tests/fixtures").join(script);
+    let out = Command::new("python")
+        .arg(&script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("could not run `python {}` ({e}); run `source scripts/env.sh` first", script.display()));
+    assert!(
+        out.status.success(),
+        "python {} {args:?} failed:\n{}\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The folder `target/fixtures/<name>` written by `python tests/fixtures/<script> <args> --out
+/// <folder>`. The script runs when `<folder>/<marker>` (the file it writes last) is missing or
+/// older than the script, so a fresh clone and an edited script both get a current fixture.
+/// One script runs at a time in a test binary, however many tests ask at once.
+pub fn fixture(script: &str, args: &[&str], name: &str, marker: &str) -> PathBuf {
+    static RUNNING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = manifest_dir().join("target/fixtures").join(name);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let script_time = modified(&manifest_dir().join("tests/fixtures").join(script));
+    let stale = match (modified(&dir.join(marker)), script_time) {
+        (None, _) => true,
+        (Some(made), Some(edited)) => made < edited,
+        (Some(_), None) => false,
+    };
+    if stale {
+        let mut all: Vec<&str> = args.to_vec();
+        let out = dir.to_str().expect("a UTF-8 path");
+        all.extend(["--out", out]);
+        run_fixture_script(script, &all);
+    }
+    dir
 }

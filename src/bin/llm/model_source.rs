@@ -1,10 +1,11 @@
-//! Where a command's model comes from: a preset with seeded random weights, a safetensors file
-//! of weights under the book's names, or a checkpoint folder written by `llm pretrain`.
+//! Where a command's model comes from: a preset with seeded random weights, OpenAI's GPT-2
+//! weights (Hugging Face format), a safetensors file of weights under the book's names, or a
+//! checkpoint folder written by `llm pretrain`.
 //! Shared by `llm generate` and the finetuning commands.
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use llm_from_scratch::ch04::{load_safetensors, GptConfig, GptModel};
 use llm_from_scratch::ch05::read_checkpoint;
@@ -20,9 +21,12 @@ pub struct ModelArgs {
     /// Seed for random initial weights (`torch.manual_seed`), when no weights are loaded.
     #[arg(long, default_value_t = 123)]
     pub seed: u64,
-    /// Load these weights: a safetensors file with the book's parameter names.
+    /// Load pretrained weights: `gpt2`, `gpt2-medium`, `gpt2-large`, `gpt2-xl` (OpenAI's, from
+    /// Hugging Face through the data cache or LLM_DATA_DIR), a Hugging Face folder
+    /// (`config.json` + `model.safetensors`), or a `.safetensors` file with the book's parameter
+    /// names (loaded into --config's model).
     #[arg(long, conflicts_with = "checkpoint")]
-    pub weights: Option<PathBuf>,
+    pub weights: Option<String>,
     /// Load the model of a checkpoint folder written by `llm pretrain`.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
@@ -49,6 +53,11 @@ impl ModelArgs {
     /// Build the model on the CPU (after seeding, so a seed gives the book's weights bit for bit
     /// whatever the device), load the chosen weights, then move it to `device`.
     pub fn load(&self, device: Device) -> Result<LoadedModel> {
+        if let Some(name) = self.weights.as_deref().filter(|w| !w.ends_with(".safetensors")) {
+            // A Hugging Face GPT-2: its config.json gives the sizes.
+            let (vs, model, cfg) = GptModel::from_pretrained_gpt2(name, device)?;
+            return Ok(LoadedModel { vs, model, cfg });
+        }
         let _rng = llm_from_scratch::rng_lock();
         llm_from_scratch::set_seed(self.seed);
         let (cfg, checkpoint) = match &self.checkpoint {
@@ -64,10 +73,7 @@ impl ModelArgs {
             ckpt.load_model(&vs)?;
         }
         if let Some(path) = &self.weights {
-            if path.is_dir() {
-                bail!("{}: a folder; --weights takes a .safetensors file with the book's parameter names", path.display());
-            }
-            load_safetensors(&vs, path).with_context(|| format!("loading weights from {}", path.display()))?;
+            load_safetensors(&vs, path).with_context(|| format!("loading weights from {path}"))?;
         }
         vs.set_device(device);
         Ok(LoadedModel { vs, model, cfg })
