@@ -106,7 +106,11 @@ fn scaled_attention_weights(queries: &Tensor, keys: &Tensor, mask: Option<&Tenso
         let _ = attn_scores.masked_fill_(&mask_bool, f64::NEG_INFINITY);
     }
     let d_k = keys.size()[keys.dim() - 1] as f64;
-    (attn_scores / d_k.sqrt()).softmax(-1, None::<Kind>)
+    // In place: the same numbers as `attn_scores / sqrt(d_k)` without a second
+    // [.., num_tokens, num_tokens] tensor (autograd allows it: dividing by a constant needs
+    // neither its input nor its output for the backward pass).
+    attn_scores /= d_k.sqrt();
+    attn_scores.softmax(-1, None::<Kind>)
 }
 
 /// Self-attention with trainable weights as raw matrices (book's `SelfAttention_v1`, 3.4.2):

@@ -100,6 +100,7 @@ mod tests {
 
     #[test]
     fn input_embedding_shapes_and_names() {
+        let _rng = crate::rng_lock(); // creating the layers draws from the global generator
         let vs = nn::VarStore::new(Device::Cpu);
         let emb = InputEmbedding::new(&vs.root(), 50257, 4, 256);
         let ids = Tensor::from_slice(&[40i64, 367, 2885, 1464, 1807, 3619, 402, 271]).view([2, 4]);

@@ -103,54 +103,58 @@ impl Figure for HeatMap {
         let norm = |v: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
 
         let (width, _) = self.size();
-        let (map_area, bar_area) = root.split_horizontally(width - 90);
-        // Row r is drawn at y = rows - 1 - r so that the first row is at the top.
-        let y_label = |y: &SegmentValue<u32>| match y {
-            SegmentValue::CenterOf(i) if *i < rows => self.y_labels[(rows - 1 - i) as usize].clone(),
-            _ => String::new(),
-        };
-        let x_label = |x: &SegmentValue<u32>| match x {
-            SegmentValue::CenterOf(i) => self.x_labels.get(*i as usize).cloned().unwrap_or_default(),
-            _ => String::new(),
-        };
+        let (map_area, bar_area) = root.split_horizontally(width - 110);
+        // Cell (r, c) covers [c, c + 1] x [rows - 1 - r, rows - r]: the first row is at the top.
+        let (fr, fc) = (rows as f64, cols as f64);
         let mut chart = ChartBuilder::on(&map_area)
             .caption(&self.title, (FONT, 22))
             .margin(12)
             .x_label_area_size(50)
             .y_label_area_size(90)
-            .build_cartesian_2d((0..cols).into_segmented(), (0..rows).into_segmented())
+            .build_cartesian_2d(0.0..fc, 0.0..fr)
             .map_err(plot_err)?;
         chart
             .configure_mesh()
             .disable_mesh()
-            .x_labels(cols as usize + 1)
-            .y_labels(rows as usize + 1)
-            .x_label_formatter(&x_label)
-            .y_label_formatter(&y_label)
+            .x_labels(0)
+            .y_labels(0)
             .x_desc(&self.x_desc)
             .y_desc(&self.y_desc)
-            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 14))
             .draw()
             .map_err(plot_err)?;
-        let cell = |c: u32, y: u32| [(SegmentValue::Exact(c), SegmentValue::Exact(y)), (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1))];
         chart
             .draw_series(self.values.iter().enumerate().flat_map(|(r, row)| {
-                let y = rows - 1 - r as u32;
-                row.iter().enumerate().map(move |(c, v)| Rectangle::new(cell(c as u32, y), viridis(norm(*v)).filled()))
+                let y = fr - 1.0 - r as f64;
+                row.iter()
+                    .enumerate()
+                    .map(move |(c, v)| Rectangle::new([(c as f64, y), (c as f64 + 1.0, y + 1.0)], viridis(norm(*v)).filled()))
             }))
             .map_err(plot_err)?;
         if self.show_values {
             let centre = Pos::new(HPos::Center, VPos::Center);
             chart
                 .draw_series(self.values.iter().enumerate().flat_map(|(r, row)| {
-                    let y = rows - 1 - r as u32;
+                    let y = fr - 0.5 - r as f64;
                     row.iter().enumerate().map(move |(c, v)| {
                         let colour: &'static RGBColor = if norm(*v) > 0.6 { &BLACK } else { &WHITE };
                         let style = TextStyle::from((FONT, 13)).color(colour).pos(centre);
-                        Text::new(format!("{v:.2}"), (SegmentValue::CenterOf(c as u32), SegmentValue::CenterOf(y)), style)
+                        Text::new(format!("{v:.2}"), (c as f64 + 0.5, y), style)
                     })
                 }))
                 .map_err(plot_err)?;
+        }
+        // Tick labels at the cells' centres, drawn in pixels next to the axes (`map_area` starts
+        // at the root's origin, so the chart's pixel coordinates are also the area's).
+        let below = TextStyle::from((FONT, 14)).pos(Pos::new(HPos::Center, VPos::Top));
+        for (c, label) in self.x_labels.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(c as f64 + 0.5, 0.0));
+            map_area.draw(&Text::new(label.as_str(), (px, py + 8), below.clone())).map_err(plot_err)?;
+        }
+        let left = TextStyle::from((FONT, 14)).pos(Pos::new(HPos::Right, VPos::Center));
+        for (r, label) in self.y_labels.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(0.0, fr - 0.5 - r as f64));
+            map_area.draw(&Text::new(label.as_str(), (px - 8, py), left.clone())).map_err(plot_err)?;
         }
 
         // The colour bar: 50 steps from lo (bottom) to hi (top).
@@ -158,7 +162,7 @@ impl Figure for HeatMap {
             .margin_top(50)
             .margin_bottom(62)
             .margin_right(10)
-            .y_label_area_size(45)
+            .y_label_area_size(60)
             .build_cartesian_2d(0.0..1.0, lo..if hi > lo { hi } else { lo + 1.0 })
             .map_err(plot_err)?;
         bar.configure_mesh()
@@ -175,6 +179,106 @@ impl Figure for HeatMap {
             Rectangle::new([(0.0, a), (1.0, b)], viridis((i as f64 + 0.5) / 50.0).filled())
         }))
         .map_err(plot_err)?;
+        Ok(())
+    }
+}
+
+/// Figure 5.12: training and validation loss against epochs, with the tokens seen as a second
+/// x axis on top, as the book's `plot_losses` draws it. Optionally a second pair of curves
+/// (chapter 6 adds accuracy with the same shape).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossPlot {
+    pub title: String,
+    /// The y axis' name ("Loss", "Accuracy").
+    pub y_label: String,
+    /// x values: the (fractional) epoch of each point.
+    pub epochs: Vec<f64>,
+    /// Tokens (or examples) seen at each point; the top axis. Empty to leave it out.
+    pub tokens_seen: Vec<i64>,
+    /// The curves: `(label, values)`, one value per epoch point.
+    pub series: Vec<(String, Vec<f64>)>,
+}
+
+evcxr_figure!(LossPlot);
+
+impl LossPlot {
+    /// The book's loss plot of a training history (chapter 5: `plot_losses`).
+    pub fn from_history(history: &crate::train::TrainHistory) -> Self {
+        LossPlot {
+            title: "Training and validation loss".into(),
+            y_label: "Loss".into(),
+            epochs: history.epochs.clone(),
+            tokens_seen: history.tokens_seen.clone(),
+            series: vec![
+                ("Training loss".into(), history.train_losses.clone()),
+                ("Validation loss".into(), history.val_losses.clone()),
+            ],
+        }
+    }
+}
+
+impl Figure for LossPlot {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let n = self.epochs.len();
+        if n == 0 {
+            return Err(Error::Plot(format!("'{}': no points to plot", self.title)));
+        }
+        if let Some((label, v)) = self.series.iter().find(|(_, v)| v.len() != n) {
+            return Err(Error::Plot(format!("'{}': series '{label}' has {} points for {n} epochs", self.title, v.len())));
+        }
+        let finite = || self.series.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite());
+        let (lo, hi) = (finite().fold(f64::MAX, f64::min), finite().fold(f64::MIN, f64::max));
+        let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 1.0) };
+        let pad = ((hi - lo) * 0.05).max(1e-3);
+        let x_max = self.epochs.iter().copied().fold(0.0f64, f64::max).max(1e-9);
+        let tokens_max = self.tokens_seen.iter().copied().max().unwrap_or(0).max(1) as f64;
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .top_x_label_area_size(if self.tokens_seen.is_empty() { 0 } else { 40 })
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
+            .map_err(plot_err)?
+            .set_secondary_coord(0.0..tokens_max, (lo - pad)..(hi + pad));
+        chart
+            .configure_mesh()
+            .x_desc("Epochs")
+            .y_desc(&self.y_label)
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(plot_err)?;
+        if !self.tokens_seen.is_empty() {
+            chart
+                .configure_secondary_axes()
+                .x_desc("Tokens seen")
+                .x_label_formatter(&|v| crate::plot::si_format(*v))
+                .y_labels(0)
+                .label_style((FONT, 13))
+                .draw()
+                .map_err(plot_err)?;
+        }
+        for (i, (label, values)) in self.series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let style = ShapeStyle { color, filled: false, stroke_width: 2 };
+            let points: Vec<(f64, f64)> = self.epochs.iter().copied().zip(values.iter().copied()).filter(|p| p.1.is_finite()).collect();
+            chart
+                .draw_series(LineSeries::new(points, style).point_size(if n < 40 { 2 } else { 0 }))
+                .map_err(plot_err)?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
         Ok(())
     }
 }

@@ -20,7 +20,10 @@
 //! | [`config`] | chapter 4.1: `GptConfig` and its presets (124M ... 1558M, tiny) |
 //! | [`layers`], [`init`] | `nn.Linear`, `nn.Embedding`, `nn.Dropout` with PyTorch's initialisation and order |
 //! | [`model`] | chapter 4: `LayerNorm`, `Gelu`, `FeedForward`, `TransformerBlock`, `GptModel`, greedy generation, safetensors |
-//! | [`figures`] | more figures: the attention heat map |
+//! | [`figures`] | more figures: the attention heat map, loss curves |
+//! | [`train`] | chapter 5.1-5.2: losses, perplexity, evaluation, `train_model_simple` and its history |
+//! | [`generate`] | chapter 5.3: temperature, top-k, `generate` |
+//! | [`checkpoint`] | chapter 5.4: checkpoints of model + AdamW + run state that resume exactly |
 //! | [`optim`] | chapter 5.2: AdamW with savable state (resumable runs), gradient clipping (appendix D) |
 //! | [`gpt2`] | chapter 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
 //!
@@ -30,6 +33,7 @@
 //! Every public item uses the book's names in Rust case (`GptModel`, `create_dataloader_v1`).
 
 pub mod attention;
+pub mod checkpoint;
 pub mod ch01;
 pub mod config;
 pub mod data;
@@ -38,6 +42,7 @@ pub mod device;
 pub mod embedding;
 pub mod error;
 pub mod figures;
+pub mod generate;
 pub mod gpt2;
 pub mod init;
 pub mod layers;
@@ -45,6 +50,7 @@ pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod tokenizer;
+pub mod train;
 
 /// Chapter 2, "Working with text data": everything the chapter introduces, under the book's names.
 pub mod ch02 {
@@ -76,6 +82,22 @@ pub mod ch04 {
     pub use crate::model::{
         generate_text_simple, load_safetensors, num_parameters, num_parameters_under, num_trainable_parameters,
         save_safetensors, ExampleDeepNeuralNetwork, FeedForward, Gelu, GptModel, LayerNorm, TransformerBlock,
+    };
+}
+
+/// Chapter 5, "Pretraining on unlabeled data".
+pub mod ch05 {
+    pub use crate::checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta};
+    pub use crate::figures::LossPlot;
+    pub use crate::generate::{
+        generate, sample_counts, softmax_with_temperature, top_k_logits, toy_next_token_logits, TOY_NEXT_TOKEN_LOGITS,
+        TOY_VOCAB,
+    };
+    pub use crate::gpt2::{hf_gpt2_key_map, load_hf_gpt2, Gpt2Checkpoint, HfKeyMapping, HfLayout, SafetensorsFile};
+    pub use crate::optim::AdamW;
+    pub use crate::train::{
+        calc_loss_batch, calc_loss_loader, cross_entropy, eval_log_line, evaluate_model, generate_sample, perplexity,
+        train_model_simple, train_steps, TrainEvent, TrainHistory, TrainSettings, TrainState,
     };
 }
 

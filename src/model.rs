@@ -52,8 +52,34 @@ impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Tensor {
         let mean = x.mean_dim(-1, true, None::<Kind>); // [..., 1]
         let var = x.var_dim(-1, false, true); // [..., 1], unbiased = False as in the book
-        let norm_x = (x - mean) / (var + self.eps).sqrt();
-        &self.scale * norm_x + &self.shift
+        if grad_enabled() {
+            let norm_x = (x - mean) / (var + self.eps).sqrt();
+            return &self.scale * norm_x + &self.shift;
+        }
+        // The same operations in the same order, reusing one buffer (see [`grad_enabled`]).
+        let mut norm_x = x - mean;
+        norm_x /= (var + self.eps).sqrt();
+        norm_x *= &self.scale;
+        norm_x += &self.shift;
+        norm_x
+    }
+}
+
+/// Whether autograd is on (PyTorch's `torch.is_grad_enabled()`), read from libtorch.
+///
+/// When it is off (inside `tch::no_grad`, as in generation and evaluation), `LayerNorm`, `Gelu`
+/// and the shortcut additions compute the book's operations in the same order but in place, into
+/// one buffer instead of a new tensor per step: the numbers are bit for bit the same (tested),
+/// with fewer allocations and less memory traffic. When it is on, they use the book's
+/// out-of-place expressions, because the backward pass needs some of the intermediates.
+pub fn grad_enabled() -> bool {
+    // tch does not expose GradMode::is_enabled; at_grad_set_enabled sets the thread-local mode
+    // and returns the previous one, which we restore at once.
+    // SAFETY: plain FFI calls on a thread-local flag; no pointers are involved.
+    unsafe {
+        let previous = torch_sys::at_grad_set_enabled(1);
+        torch_sys::at_grad_set_enabled(previous);
+        previous != 0
     }
 }
 
@@ -66,8 +92,20 @@ impl Module for Gelu {
     fn forward(&self, x: &Tensor) -> Tensor {
         // The book computes sqrt(2/π) as a float32 tensor: round 2/π to f32 first, as it does.
         let sqrt_2_over_pi = ((2.0 / std::f64::consts::PI) as f32).sqrt() as f64;
-        let inner = (x + x.pow_tensor_scalar(3) * 0.044715) * sqrt_2_over_pi;
-        x * 0.5 * (inner.tanh() + 1.0)
+        if grad_enabled() {
+            let inner = (x + x.pow_tensor_scalar(3) * 0.044715) * sqrt_2_over_pi;
+            return x * 0.5 * (inner.tanh() + 1.0);
+        }
+        // The same steps in place (see [`grad_enabled`]): two buffers instead of eight.
+        let mut inner = x.pow_tensor_scalar(3);
+        inner *= 0.044715;
+        inner += x;
+        inner *= sqrt_2_over_pi;
+        let _ = inner.tanh_();
+        inner += 1.0;
+        let mut out = x * 0.5;
+        out *= inner;
+        out
     }
 }
 
@@ -172,12 +210,20 @@ impl TransformerBlock {
 
 impl ModuleT for TransformerBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let shortcut = x;
         let h = self.att.forward_t(&self.norm1.forward(x), train);
-        let x = self.drop_shortcut.forward_t(&h, train) + shortcut;
+        let x = add_shortcut(self.drop_shortcut.forward_t(&h, train), x);
         let h = self.ff.forward(&self.norm2.forward(&x));
-        self.drop_shortcut.forward_t(&h, train) + x
+        add_shortcut(self.drop_shortcut.forward_t(&h, train), &x)
     }
+}
+
+/// `h + shortcut`, in place into `h` when autograd is off (see [`grad_enabled`]).
+fn add_shortcut(mut h: Tensor, shortcut: &Tensor) -> Tensor {
+    if grad_enabled() {
+        return h + shortcut;
+    }
+    h += shortcut;
+    h
 }
 
 /// The GPT model (book's `GPTModel`, 4.6): token and positional embeddings, dropout,
@@ -253,7 +299,7 @@ impl ModuleT for GptModel {
         let tok_embeds = self.tok_emb.forward(in_idx); // [batch, seq_len, emb_dim]
         let positions = Tensor::arange(seq_len, (Kind::Int64, in_idx.device()));
         let pos_embeds = self.pos_emb.forward(&positions); // [seq_len, emb_dim]
-        let mut x = self.drop_emb.forward_t(&(tok_embeds + pos_embeds), train);
+        let mut x = self.drop_emb.forward_t(&add_shortcut(tok_embeds, &pos_embeds), train);
         for block in &self.trf_blocks {
             x = block.forward_t(&x, train);
         }
@@ -337,25 +383,34 @@ pub fn load_safetensors(vs: &nn::VarStore, path: impl AsRef<Path>) -> Result<()>
         return Err(Error::io(path, e));
     }
     let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)?.into_iter().collect();
+    copy_named_into(vs, &file, path)
+}
+
+/// Copy `tensors` into the variables of `vs` by name, strictly (see [`load_safetensors`]):
+/// every variable must be there with its shape, and nothing else may be but `*.mask` buffers.
+/// `source` names the file in errors. Nothing is copied unless everything matches.
+pub fn copy_named_into(vs: &nn::VarStore, tensors: &HashMap<String, Tensor>, source: &Path) -> Result<()> {
     let vars = vs.variables();
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
     for name in &names {
-        let src = file.get(*name).ok_or_else(|| Error::MissingTensor { name: name.to_string(), path: path.into() })?;
+        let src = tensors
+            .get(*name)
+            .ok_or_else(|| Error::MissingTensor { name: name.to_string(), path: source.into() })?;
         let expected = vars[*name].size();
         if src.size() != expected {
             return Err(Error::ShapeMismatch { name: name.to_string(), expected, found: src.size() });
         }
     }
-    let mut extra: Vec<&String> = file.keys().filter(|k| !vars.contains_key(*k) && !is_buffer_key(k)).collect();
+    let mut extra: Vec<&String> = tensors.keys().filter(|k| !vars.contains_key(*k) && !is_buffer_key(k)).collect();
     extra.sort();
     if let Some(name) = extra.first() {
-        return Err(Error::UnexpectedTensor { name: name.to_string(), path: path.into() });
+        return Err(Error::UnexpectedTensor { name: name.to_string(), path: source.into() });
     }
     tch::no_grad(|| -> Result<()> {
         for name in names {
             let mut var = vars[name].shallow_clone();
-            var.f_copy_(&file[name])?;
+            var.f_copy_(&tensors[name])?;
         }
         Ok(())
     })
@@ -448,6 +503,48 @@ mod tests {
         assert!(!vars.contains_key("out_head.bias") && !vars.contains_key("trf_blocks.0.att.W_key.bias"));
         let ids = Tensor::from_slice2(&[[1i64, 2, 3], [4, 5, 6]]);
         assert_eq!(model.forward_t(&ids, false).size(), [2, 3, 97]);
+    }
+
+    #[test]
+    fn in_place_path_without_autograd_gives_the_same_bits() {
+        let _rng = rng_lock();
+        set_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = GptModel::new(&vs.root(), &small_cfg());
+        let ids = Tensor::from_slice2(&[[5i64, 9, 2, 7, 1, 3], [8, 8, 1, 0, 96, 4]]);
+        assert!(grad_enabled(), "autograd is on by default");
+        let recorded = model.forward_t(&ids, false);
+        assert!(recorded.requires_grad(), "with trainable parameters autograd records");
+        let in_place = tch::no_grad(|| {
+            assert!(!grad_enabled(), "no_grad turns autograd off");
+            model.forward_t(&ids, false)
+        });
+        assert!(grad_enabled(), "grad_enabled restores the mode it reads");
+        assert!(!in_place.requires_grad());
+        assert!(in_place.equal(&recorded), "no-grad (in-place) and recorded logits differ by {}", max_diff(&in_place, &recorded));
+        let x = Tensor::linspace(-4.0, 4.0, 101, (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let gelu_recorded = Gelu.forward(&x);
+        let gelu_in_place = tch::no_grad(|| Gelu.forward(&x));
+        assert!(gelu_in_place.equal(&gelu_recorded), "GELU paths differ");
+    }
+
+    #[test]
+    fn gradients_flow_to_every_parameter() {
+        let _rng = rng_lock();
+        set_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = GptModel::new(&vs.root(), &small_cfg());
+        let ids = Tensor::from_slice2(&[[5i64, 9, 2, 7, 1, 3]]);
+        let targets = Tensor::from_slice2(&[[9i64, 2, 7, 1, 3, 4]]);
+        let logits = model.forward_t(&ids, true); // [1, 6, 97]
+        let loss = logits.view([-1, 97]).cross_entropy_for_logits(&targets.view([-1])); // [6, 97] vs [6]
+        loss.backward();
+        for (name, t) in vs.variables() {
+            let g = t.grad();
+            assert!(g.defined(), "'{name}' has no gradient");
+            let norm = f64::try_from(g.norm()).unwrap();
+            assert!(norm.is_finite() && norm > 0.0, "'{name}': gradient norm {norm}");
+        }
     }
 
     #[test]

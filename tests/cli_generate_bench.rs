@@ -45,3 +45,23 @@ fn bench_forward_prints_one_json_line_with_both_paths() {
         assert!(v[key].as_f64().unwrap() > 0.0, "{key} in {v}");
     }
 }
+
+#[test]
+fn generate_prints_the_books_text_for_a_text_prompt() {
+    // Book 4.7: the untrained seed-123 model continues "Hello, I am" with 10 random-looking tokens.
+    let stdout = llm(&["generate", "--config", "gpt2-small", "--seed", "123", "--prompt", "Hello, I am", "--max-new-tokens", "10"]);
+    assert_eq!(stdout.trim_end(), "Hello, I am Featureiman Byeswickattribute argue logger Normandy Compton analogous");
+}
+
+#[test]
+fn generate_rejects_bad_sampling_options() {
+    for (args, needle) in [
+        (vec!["generate", "--config", "tiny", "--prompt-ids", "1", "--ids", "--temperature=-1"], "--temperature"),
+        (vec!["generate", "--config", "tiny", "--prompt-ids", "1", "--ids", "--top-k", "0"], "--top-k"),
+        (vec!["generate", "--checkpoint", "/nonexistent/run", "--prompt-ids", "1", "--ids"], "/nonexistent/run"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_llm")).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}

@@ -1,33 +1,30 @@
-//! `llm generate`: greedy text generation with a (random or loaded) GPT model, as in the book's
-//! section 4.7 (`generate_text_simple`).
+//! `llm generate`: text generation with a GPT model: greedy as in section 4.7, or sampled with
+//! temperature and top-k as in section 5.3 (listing 5.4's `generate`).
 //!
 //! ```text
 //! llm generate --config gpt2-small --seed 123 --prompt "Hello, I am" --max-new-tokens 10
 //! llm generate --config gpt2-small --seed 123 --prompt-ids 15496,11,314,716 --ids
+//! llm generate --checkpoint runs/verdict --prompt "Every effort moves you" --temperature 1.4 --top-k 25
 //! ```
 //!
 //! The model is built on the CPU after seeding, so the seed gives the book's weights bit for
-//! bit whatever the device, then moved to the device in use.
+//! bit whatever the device, then moved to the device in use. `--seed` also seeds the sampling.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use llm_from_scratch::ch04::{generate_text_simple, load_safetensors, AttentionImpl, GptConfig, GptModel};
-use tch::{nn, Device, Tensor};
+use llm_from_scratch::ch02::{BpeTokenizer, Tokenizer};
+use llm_from_scratch::ch04::AttentionImpl;
+use llm_from_scratch::ch05::generate;
+use tch::{Device, Tensor};
+
+use crate::model_source::ModelArgs;
 
 /// Arguments of `llm generate`.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// Model preset (gpt2-small/124M, gpt2-medium/355M, gpt2-large/774M, gpt2-xl/1558M, tiny) or a
-    /// JSON config file with the book's keys.
-    #[arg(long, default_value = "gpt2-small")]
-    pub config: String,
-    /// Seed for the random initial weights (`torch.manual_seed`).
-    #[arg(long, default_value_t = 123)]
-    pub seed: u64,
-    /// Load these weights (safetensors with the book's parameter names) instead of random ones.
-    #[arg(long)]
-    pub weights: Option<std::path::PathBuf>,
-    /// The prompt text (encoded with the GPT-2 tokenizer).
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt text (encoded with the GPT-2 tokenizer; `<|endoftext|>` is allowed).
     #[arg(long, conflicts_with = "prompt_ids", required_unless_present = "prompt_ids")]
     pub prompt: Option<String>,
     /// The prompt as comma-separated token ids, e.g. `15496,11,314,716` ("Hello, I am").
@@ -36,6 +33,15 @@ pub struct GenerateArgs {
     /// Number of tokens to append.
     #[arg(long, default_value_t = 10)]
     pub max_new_tokens: i64,
+    /// Sampling temperature: 0 is greedy (argmax); above 0, sample from softmax(logits / T).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Keep only the k most likely tokens before sampling.
+    #[arg(long)]
+    pub top_k: Option<i64>,
+    /// Stop when this token id is generated (e.g. 50256, `<|endoftext|>`).
+    #[arg(long)]
+    pub eos_id: Option<i64>,
     /// Print the whole id sequence (prompt and new tokens) as one JSON array instead of text.
     #[arg(long)]
     pub ids: bool,
@@ -44,63 +50,46 @@ pub struct GenerateArgs {
     pub sdpa: bool,
 }
 
-/// Resolve `--config`: a preset name, or a path to a `.json` file.
-pub fn load_config(config: &str) -> Result<GptConfig> {
-    if config.ends_with(".json") {
-        Ok(GptConfig::from_json_file(config)?)
-    } else {
-        Ok(GptConfig::from_preset_name(config)?)
-    }
-}
-
-/// Text to token ids with the GPT-2 tokenizer.
-fn encode_prompt(text: &str) -> Result<Vec<i64>> {
-    // TODO(ch02 merge): encode with the chapter 2 GPT-2 BPE tokenizer (allowing <|endoftext|>).
-    bail!("the GPT-2 tokenizer is not in this build yet: pass --prompt-ids instead of --prompt {text:?}")
-}
-
-/// Token ids to text with the GPT-2 tokenizer.
-fn decode_ids(ids: &[i64]) -> Result<String> {
-    // TODO(ch02 merge): decode with the chapter 2 GPT-2 BPE tokenizer.
-    bail!("the GPT-2 tokenizer is not in this build yet: pass --ids to print the {} ids", ids.len())
-}
-
 /// Run `llm generate`.
 pub fn run(args: GenerateArgs) -> Result<()> {
-    let cfg = load_config(&args.config)?;
-    let prompt_ids = match (&args.prompt, &args.prompt_ids) {
-        (Some(text), _) => encode_prompt(text)?,
-        (None, Some(ids)) => ids.clone(),
-        (None, None) => bail!("give --prompt or --prompt-ids"),
+    if args.temperature < 0.0 || !args.temperature.is_finite() {
+        bail!("--temperature must be 0 (greedy) or positive, not {}", args.temperature);
+    }
+    if let Some(k) = args.top_k.filter(|&k| k < 1) {
+        bail!("--top-k must be at least 1, not {k}");
+    }
+    let needs_tokenizer = args.prompt.is_some() || !args.ids;
+    let tokenizer = if needs_tokenizer { Some(BpeTokenizer::gpt2()?) } else { None };
+    let prompt_ids: Vec<i64> = match (&args.prompt, &args.prompt_ids, &tokenizer) {
+        (Some(text), _, Some(tok)) => tok.encode_text(text)?.into_iter().map(i64::from).collect(),
+        (None, Some(ids), _) => ids.clone(),
+        _ => bail!("give --prompt or --prompt-ids"),
     };
     if prompt_ids.is_empty() {
         bail!("the prompt is empty");
     }
+    let report = llm_from_scratch::device_report();
+    eprintln!("{report}");
+    let mut loaded = args.model.load(report.device)?;
+    let cfg = &loaded.cfg;
     if let Some(bad) = prompt_ids.iter().find(|&&id| id < 0 || id >= cfg.vocab_size) {
         bail!("prompt id {bad} is outside the vocabulary (0..{})", cfg.vocab_size);
     }
-
-    let _rng = llm_from_scratch::rng_lock();
-    llm_from_scratch::set_seed(args.seed);
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    let mut model = GptModel::new(&vs.root(), &cfg);
-    if let Some(path) = &args.weights {
-        load_safetensors(&vs, path).with_context(|| format!("loading weights from {}", path.display()))?;
-    }
     if args.sdpa {
-        model.set_attention_impl(AttentionImpl::Sdpa);
+        loaded.model.set_attention_impl(AttentionImpl::Sdpa);
     }
-    let report = llm_from_scratch::device_report();
-    eprintln!("{report}");
-    vs.set_device(report.device);
 
     let encoded = Tensor::from_slice(&prompt_ids).unsqueeze(0).to_device(report.device); // [1, num_tokens]
-    let out = generate_text_simple(&model, &encoded, args.max_new_tokens, cfg.context_length);
+    let _rng = llm_from_scratch::rng_lock();
+    llm_from_scratch::set_seed(args.model.seed);
+    let out = generate(&loaded.model, &encoded, args.max_new_tokens, cfg.context_length, args.temperature, args.top_k, args.eos_id);
     let ids = Vec::<i64>::try_from(out.squeeze_dim(0).to_device(Device::Cpu))?;
-    if args.ids {
-        println!("{}", serde_json::to_string(&ids)?);
-    } else {
-        println!("{}", decode_ids(&ids)?);
+    match (&tokenizer, args.ids) {
+        (Some(tok), false) => {
+            let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+            println!("{}", tok.decode_ids(&ids)?);
+        }
+        _ => println!("{}", serde_json::to_string(&ids)?),
     }
     Ok(())
 }

@@ -5,6 +5,8 @@
 
 mod bench;
 mod generate;
+mod model_source;
+mod pretrain;
 mod tokenize;
 
 use anyhow::Result;
@@ -23,8 +25,10 @@ enum Command {
     Info,
     /// Chapter 2: encode text to token ids (a JSON array on one line), or decode ids to text.
     Tokenize(tokenize::TokenizeArgs),
-    /// Generate text greedily with a GPT model (chapter 4.7).
+    /// Generate text with a GPT model: greedy (chapter 4.7) or sampled with temperature and top-k (5.3).
     Generate(generate::GenerateArgs),
+    /// Chapter 5: pretrain a GPT model on a text, with checkpoints that resume.
+    Pretrain(pretrain::PretrainArgs),
     /// Throughput measurements, one JSON line each.
     Bench {
         #[command(subcommand)]
@@ -38,6 +42,7 @@ fn main() -> Result<()> {
         Command::Info => info(),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
         Command::Bench { command } => bench::run(command),
     }
 }

@@ -16,7 +16,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use super::forward::median;
-use crate::generate::load_config;
+use crate::model_source::load_config;
 
 /// Arguments of `llm bench train`.
 #[derive(Args, Debug)]

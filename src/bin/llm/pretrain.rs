@@ -1,0 +1,227 @@
+//! `llm pretrain`: chapter 5's training run from the command line, with a progress bar,
+//! checkpoints that resume, the history as JSON and the loss plot as SVG and PNG.
+//!
+//! ```text
+//! llm pretrain --data the-verdict.txt --out runs/verdict            # the book's run (5.2)
+//! llm pretrain --resume runs/verdict --epochs 12                    # continue it, 2 more epochs
+//! ```
+//!
+//! The book's setup is the default: gpt2-small at context 256, batch 2, AdamW lr 4e-4 and weight
+//! decay 0.1, 10 epochs, evaluation every 5 steps on 5 batches, seed 123; the text is split
+//! 90/10 by characters into training and validation data.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use llm_from_scratch::ch02::{create_dataloader_v1, BpeTokenizer, DataStore, THE_VERDICT};
+use llm_from_scratch::ch04::GptModel;
+use llm_from_scratch::ch05::{read_checkpoint, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, TrainEvent, TrainSettings, TrainState};
+use llm_from_scratch::plot::Figure;
+use serde::{Deserialize, Serialize};
+use tch::nn;
+
+use crate::model_source::load_config;
+
+/// Arguments of `llm pretrain`.
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    /// The training text: a UTF-8 file, or `the-verdict` (the book's short story, from the data folder).
+    #[arg(long, required_unless_present = "resume")]
+    pub data: Option<String>,
+    /// Model preset or JSON config file.
+    #[arg(long, default_value = "gpt2-small")]
+    pub config: String,
+    /// Context length (overrides the config's; the book trains at 256).
+    #[arg(long, default_value_t = 256)]
+    pub context_length: i64,
+    #[arg(long, default_value_t = 2)]
+    pub batch_size: usize,
+    /// Total epochs (with --resume: train until this many epochs are done).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long, default_value_t = 4e-4)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.1)]
+    pub weight_decay: f64,
+    /// Evaluate every this many steps.
+    #[arg(long, default_value_t = 5)]
+    pub eval_freq: i64,
+    /// Batches per evaluation.
+    #[arg(long, default_value_t = 5)]
+    pub eval_iter: usize,
+    /// Seed of the weights, the shuffling and the dropout.
+    #[arg(long, default_value_t = 123)]
+    pub seed: u64,
+    /// Fraction of the text (by characters) used for training; the rest validates.
+    #[arg(long, default_value_t = 0.9)]
+    pub train_ratio: f64,
+    /// Prompt of the greedy sample printed after each epoch.
+    #[arg(long, default_value = "Every effort moves you")]
+    pub start_context: String,
+    /// Also save a checkpoint every this many steps (always after each epoch and at the end).
+    #[arg(long)]
+    pub save_every: Option<i64>,
+    /// Stop after this many steps (the checkpoint can be resumed).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Output folder: checkpoint, history.json, loss.svg, loss.png.
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run saved in this folder (its data, model and settings are reused).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+}
+
+/// What the CLI remembers in the checkpoint to rebuild the same loaders on --resume.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunData {
+    data: String,
+    batch_size: usize,
+    train_ratio: f64,
+}
+
+fn read_text(data: &str) -> Result<String> {
+    if data == "the-verdict" {
+        return Ok(DataStore::from_env().read_to_string(&THE_VERDICT)?);
+    }
+    std::fs::read_to_string(data).with_context(|| format!("reading the training text {data}"))
+}
+
+pub fn run(args: PretrainArgs) -> Result<()> {
+    let report = llm_from_scratch::device_report();
+    eprintln!("{report}");
+    let device = report.device;
+
+    // Model, optimizer, settings and position: fresh, or from the checkpoint.
+    let resumed = args.resume.as_ref().map(read_checkpoint).transpose()?;
+    let (cfg, run_data, mut settings, mut state) = match &resumed {
+        Some(ckpt) => {
+            let run_data: RunData = serde_json::from_value(ckpt.meta.extra.clone())
+                .with_context(|| format!("{}: no `llm pretrain` run data in this checkpoint", ckpt.path.display()))?;
+            let settings = ckpt.meta.settings.clone().context("the checkpoint has no training settings")?;
+            (ckpt.meta.config.clone(), run_data, settings, ckpt.meta.state.clone())
+        }
+        None => {
+            let mut cfg = load_config(&args.config)?;
+            cfg.context_length = args.context_length;
+            let run_data = RunData {
+                data: args.data.clone().expect("clap requires --data"),
+                batch_size: args.batch_size,
+                train_ratio: args.train_ratio,
+            };
+            let settings = TrainSettings {
+                seed: args.seed,
+                ..TrainSettings::book(args.epochs.unwrap_or(10), args.eval_freq, args.eval_iter, &args.start_context)
+            };
+            (cfg, run_data, settings, TrainState::default())
+        }
+    };
+    if let Some(epochs) = args.epochs {
+        settings.num_epochs = epochs;
+    }
+    let out: PathBuf = args.out.clone().or_else(|| args.resume.clone()).expect("clap requires --out or --resume");
+    if !(0.0..1.0).contains(&run_data.train_ratio) || run_data.train_ratio == 0.0 {
+        bail!("--train-ratio must be between 0 and 1 (exclusive), not {}", run_data.train_ratio);
+    }
+
+    let text = read_text(&run_data.data)?;
+    let split = text.char_indices().nth((run_data.train_ratio * text.chars().count() as f64) as usize).map_or(text.len(), |(i, _)| i);
+    let (train_text, val_text) = text.split_at(split);
+    let tokenizer = BpeTokenizer::gpt2()?;
+    let context = cfg.context_length as usize;
+    let train_loader = create_dataloader_v1(train_text, &tokenizer, run_data.batch_size, context, context, true, true, settings.seed)
+        .context("the training part of the text")?;
+    let val_loader = create_dataloader_v1(val_text, &tokenizer, run_data.batch_size, context, context, false, false, settings.seed)
+        .context("the validation part of the text")?;
+    if train_loader.is_empty() {
+        bail!("the training text gives no full batch of {} x {context} tokens: use a longer text or smaller --batch-size/--context-length", run_data.batch_size);
+    }
+
+    let (vs, model) = {
+        let _rng = llm_from_scratch::rng_lock();
+        llm_from_scratch::set_seed(settings.seed);
+        let mut vs = nn::VarStore::new(tch::Device::Cpu);
+        let model = GptModel::new(&vs.root(), &cfg);
+        if let Some(ckpt) = &resumed {
+            ckpt.load_model(&vs)?;
+        }
+        vs.set_device(device);
+        (vs, model)
+    };
+    let mut optimizer = AdamW::new(&vs, args.lr, args.weight_decay);
+    if let Some(ckpt) = &resumed {
+        ckpt.load_optimizer(&mut optimizer)?;
+    }
+
+    let total_steps = (settings.num_epochs * train_loader.len()) as u64;
+    let bar = ProgressBar::new(total_steps).with_position(state.steps_done as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}")
+            .expect("valid template"),
+    );
+    eprintln!(
+        "training {} parameters on {} training / {} validation batches of {} x {context} tokens, {} epochs",
+        llm_from_scratch::ch04::num_parameters(&vs),
+        train_loader.len(),
+        val_loader.len(),
+        run_data.batch_size,
+        settings.num_epochs
+    );
+    let meta_for = |state: &TrainState, optimizer: &AdamW| CheckpointMeta {
+        optimizer: Some(optimizer.hyper_parameters()),
+        settings: Some(settings.clone()),
+        state: state.clone(),
+        extra: serde_json::to_value(&run_data).expect("run data serialises"),
+        ..CheckpointMeta::model_only(&cfg)
+    };
+
+    // Train in chunks between saves: up to --save-every steps, or to the end of the epoch.
+    let mut steps_left = args.max_steps.unwrap_or(usize::MAX);
+    while !state.finished(settings.num_epochs) && steps_left > 0 {
+        let to_epoch_end = train_loader.len() - state.batch_in_epoch;
+        let chunk = args.save_every.map_or(to_epoch_end, |n| (n.max(1) as usize).min(to_epoch_end)).min(steps_left);
+        let mut on_event = |event: &TrainEvent| match event {
+            TrainEvent::Step { epoch, loss, tokens_per_s, .. } => {
+                bar.inc(1);
+                bar.set_message(format!("ep {} loss {loss:.3} {tokens_per_s:.0} tok/s", epoch + 1));
+            }
+            TrainEvent::Eval { line, .. } => say(&bar, line),
+            TrainEvent::Sample { text, .. } => say(&bar, text),
+        };
+        train_steps(&model, &train_loader, &val_loader, &mut optimizer, device, &settings, &tokenizer, cfg.context_length, &mut state, Some(chunk), &mut on_event)?;
+        steps_left -= chunk;
+        save_checkpoint(&out, &vs, Some(&optimizer), &meta_for(&state, &optimizer))?;
+    }
+    bar.finish_and_clear();
+    save_outputs(&out, &state)?;
+    eprintln!(
+        "{} steps, {} tokens seen; checkpoint, history.json, loss.svg and loss.png in {}",
+        state.steps_done,
+        state.tokens_seen,
+        out.display()
+    );
+    Ok(())
+}
+
+/// Print a log line above the progress bar, or plainly when the bar is hidden (not a terminal:
+/// indicatif then drops `println`).
+fn say(bar: &ProgressBar, line: &str) {
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+fn save_outputs(out: &Path, state: &TrainState) -> Result<()> {
+    let history = serde_json::to_string_pretty(&state.history)?;
+    llm_from_scratch::checkpoint::write_atomic(&out.join("history.json"), history.as_bytes())?;
+    if !state.history.epochs.is_empty() {
+        let plot = LossPlot::from_history(&state.history);
+        plot.save(out.join("loss.svg"))?;
+        plot.save(out.join("loss.png"))?;
+    }
+    Ok(())
+}
