@@ -94,6 +94,7 @@ pub mod ch05 {
         generate, sample_counts, softmax_with_temperature, top_k_logits, toy_next_token_logits, TOY_NEXT_TOKEN_LOGITS,
         TOY_VOCAB,
     };
+    pub use crate::gpt2::{hf_gpt2_key_map, load_hf_gpt2, Gpt2Checkpoint, HfKeyMapping, HfLayout, SafetensorsFile};
     pub use crate::optim::AdamW;
     pub use crate::train::{
         calc_loss_batch, calc_loss_loader, cross_entropy, eval_log_line, evaluate_model, generate_sample, perplexity,

@@ -3,6 +3,7 @@
 
 mod forward;
 mod tokenize;
+mod train;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -14,11 +15,15 @@ pub enum BenchCommand {
     Tokenize(tokenize::TokenizeBenchArgs),
     /// Forward-pass tokens/s of a GPT model: explicit attention vs fused SDPA (chapter 4).
     Forward(forward::ForwardArgs),
+    /// Training-step tokens/s, peak memory and model-FLOPs utilisation of GPT training with
+    /// AdamW (chapter 5).
+    Train(train::TrainArgs),
 }
 
 pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Tokenize(args) => tokenize::tokenize(args),
         BenchCommand::Forward(args) => forward::forward(args),
+        BenchCommand::Train(args) => train::train(args),
     }
 }

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Training-step throughput and peak memory of GPT-2 small (124M), fp32, AdamW, CPU: this crate
+# (`llm bench train`) against PyTorch eager running the book's model (benches/train_pytorch.py),
+# each in its own process (so each peak RSS is its own), one after the other, on the same machine.
+# Prints each JSON line, then the ratios ours / PyTorch.
+#
+#   scripts/bench_train.sh                     # batch 2, context 256, 5 timed steps, 2 threads
+#   ROUNDS=3 STEPS=3 THREADS=2 scripts/bench_train.sh
+#   EXTRA="--loss-backward" scripts/bench_train.sh   # the book's loss.backward() instead
+#
+# ROUNDS > 1 alternates the two programs that many times (a shared machine drifts); the ratios
+# are then those of the medians over the rounds. The release build of `llm` is used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=/dev/null
+source scripts/env.sh
+
+CONFIG="${CONFIG:-gpt2-small}"
+BATCH="${BATCH:-2}"
+CONTEXT="${CONTEXT:-256}"
+STEPS="${STEPS:-5}"
+WARMUP="${WARMUP:-1}"
+ROUNDS="${ROUNDS:-1}"
+THREADS="${THREADS:-$(python -c 'import torch; print(torch.get_num_threads())')}"
+EXTRA="${EXTRA:-}"
+
+cargo build --quiet --release --bin llm
+LLM="${CARGO_TARGET_DIR:-target}/release/llm"
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
+
+common=(--config "$CONFIG" --batch-size "$BATCH" --context-length "$CONTEXT" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS")
+echo "# $LLM bench train ${common[*]} $EXTRA"
+echo "# python benches/train_pytorch.py ${common[*]}"
+for round in $(seq 1 "$ROUNDS"); do
+    # shellcheck disable=SC2086
+    "$LLM" bench train "${common[@]}" $EXTRA | tee "$OUT/ours-$round.json"
+    python benches/train_pytorch.py "${common[@]}" | tee "$OUT/torch-$round.json"
+done
+
+python - "$OUT" "$ROUNDS" <<'PY'
+import json, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+ours = [json.load(open(f"{out}/ours-{r}.json")) for r in range(1, rounds + 1)]
+torch = [json.load(open(f"{out}/torch-{r}.json")) for r in range(1, rounds + 1)]
+med = lambda runs, key: statistics.median(r[key] for r in runs)
+print()
+print("| | tokens/s | step s | forward s | backward s | optimizer s | CPU s / step | peak RSS MB | matmul GFLOP/s | MFU |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for name, runs in (("llm-from-scratch", ours), ("PyTorch eager", torch)):
+    print(f"| {name} | {med(runs, 'tokens_per_s'):.2f} | {med(runs, 'step_s_median'):.2f} | {med(runs, 'forward_s'):.2f} | "
+          f"{med(runs, 'backward_s'):.2f} | {med(runs, 'optimizer_s'):.2f} | {med(runs, 'cpu_s_median'):.2f} | {med(runs, 'peak_rss_mb'):.0f} | "
+          f"{med(runs, 'matmul_gflops'):.1f} | {med(runs, 'mfu'):.3f} |")
+print()
+if rounds > 1:
+    for r, (o, t) in enumerate(zip(ours, torch), 1):
+        print(f"round {r}: tokens/s ratio {o['tokens_per_s'] / t['tokens_per_s']:.3f}, peak RSS ratio {o['peak_rss_mb'] / t['peak_rss_mb']:.3f}")
+print(f"tokens/s ratio (ours / PyTorch): {med(ours, 'tokens_per_s') / med(torch, 'tokens_per_s'):.3f}")
+print(f"peak RSS ratio (ours / PyTorch): {med(ours, 'peak_rss_mb') / med(torch, 'peak_rss_mb'):.3f}")
+print(f"CPU seconds per step ratio (PyTorch / ours, > 1: ours does the step with less CPU time): "
+      f"{med(torch, 'cpu_s_median') / med(ours, 'cpu_s_median'):.3f}")
+o, t = ours[0], torch[0]
+print(f"{o['config']}, batch {o['batch_size']}, context {o['context_length']}, {o['threads']} threads, {o['device']}, "
+      f"{o['attention']} attention, {o['backward']}; median of {o['steps']} steps after {o['warmup']} warm-up, {rounds} round(s)")
+print(f"first losses: ours {o['losses'][:3]}, PyTorch {t['losses'][:3]}")
+PY
