@@ -89,7 +89,6 @@ pub mod ch04 {
 pub mod ch05 {
     pub use crate::checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta};
     pub use crate::figures::LossPlot;
-    pub use crate::gpt2::{load_hf_gpt2, Gpt2Checkpoint};
     pub use crate::generate::{
         generate, sample_counts, softmax_with_temperature, top_k_logits, toy_next_token_logits, TOY_NEXT_TOKEN_LOGITS,
         TOY_VOCAB,
