@@ -141,6 +141,8 @@ def main():
         "backward_s": statistics.median(backward_s),
         "optimizer_s": statistics.median(optimizer_s),
         "tokens_per_s": tokens_per_s,
+        "step_s_best": min(times),
+        "tokens_per_s_best": args.batch_size * args.context_length / min(times),
         "cpu_s_median": statistics.median(cpu_s),
         "peak_rss_mb": peak_rss_mb(),
         "params": params,

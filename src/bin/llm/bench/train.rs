@@ -77,6 +77,10 @@ struct TrainReport {
     backward_s: f64,
     optimizer_s: f64,
     tokens_per_s: f64,
+    /// The fastest step, and tokens/s at its pace: less sensitive to other processes on a
+    /// shared machine than the median.
+    step_s_best: f64,
+    tokens_per_s_best: f64,
     /// Median CPU seconds (all threads, user + system) per step: less sensitive than the wall
     /// time to other processes sharing the cores.
     cpu_s_median: f64,
@@ -195,6 +199,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
     }
     let (forward_s, backward_s, optimizer_s) = (median(forward_s), median(backward_s), median(optimizer_s));
+    let step_s_best = times.iter().copied().fold(f64::INFINITY, f64::min);
     let step_s = median(times);
     let tokens_per_s = (args.batch_size * args.context_length) as f64 / step_s;
     let params = num_parameters(&vs);
@@ -215,6 +220,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
         backward_s,
         optimizer_s,
         tokens_per_s,
+        step_s_best,
+        tokens_per_s_best: (args.batch_size * args.context_length) as f64 / step_s_best,
         cpu_s_median: median(cpu_s),
         peak_rss_mb: peak_rss_mb()?,
         params,
