@@ -15,8 +15,7 @@ use serde::Serialize;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use super::forward::median;
-use crate::model_source::load_config;
+use super::{bench_config, median};
 
 /// Arguments of `llm bench train`.
 #[derive(Args, Debug)]
@@ -132,20 +131,11 @@ pub fn matmul_gflops(device: Device, n: i64) -> f64 {
 }
 
 pub fn train(args: TrainArgs) -> Result<()> {
-    let cfg = load_config(&args.config)?;
-    if args.context_length < 1 || args.context_length > cfg.context_length {
-        bail!("--context-length {} must be in 1..={} for {}", args.context_length, cfg.context_length, args.config);
-    }
-    if args.steps == 0 || args.batch_size < 1 {
-        bail!("--steps and --batch-size must be at least 1");
-    }
-    if let Some(t) = args.threads {
-        tch::set_num_threads(t);
+    let cfg = bench_config(&args.config, args.context_length, args.threads)?;
+    if args.steps == 0 || args.batch_size < 1 || args.matmul_size < 1 {
+        bail!("--steps, --batch-size and --matmul-size must be at least 1");
     }
     let device = llm_from_scratch::device_report().device;
-    if args.matmul_size < 1 {
-        bail!("--matmul-size must be at least 1");
-    }
     let matmul_gflops = matmul_gflops(device, args.matmul_size);
 
     llm_from_scratch::set_seed(args.seed);
