@@ -31,6 +31,21 @@ PRESETS = {
 ALIASES = {"124M": "gpt2-small", "355M": "gpt2-medium", "774M": "gpt2-large", "1558M": "gpt2-xl"}
 
 
+def config_and_device(args):
+    """The book's config for --config, checked against --context-length; --threads applied; the device.
+
+    Shared with benches/train_pytorch.py."""
+    name = ALIASES.get(args.config, args.config)
+    if name not in PRESETS:
+        sys.exit(f"unknown config {args.config!r} (known: {', '.join(PRESETS)})")
+    cfg = {**BASE, **PRESETS[name]}
+    if not 1 <= args.context_length <= cfg["context_length"]:
+        sys.exit(f"--context-length must be in 1..={cfg['context_length']}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return cfg, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="gpt2-small")
@@ -42,15 +57,7 @@ def main():
     parser.add_argument("--seed", type=int, default=123)
     args = parser.parse_args()
 
-    name = ALIASES.get(args.config, args.config)
-    if name not in PRESETS:
-        sys.exit(f"unknown config {args.config!r} (known: {', '.join(PRESETS)})")
-    cfg = {**BASE, **PRESETS[name]}
-    if not 1 <= args.context_length <= cfg["context_length"]:
-        sys.exit(f"--context-length must be in 1..={cfg['context_length']}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg, device = config_and_device(args)
 
     torch.manual_seed(args.seed)
     model = GPTModel(cfg).to(device).eval()

@@ -22,7 +22,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "fixtures"))
-from forward_pytorch import ALIASES, BASE, PRESETS  # noqa: E402
+from forward_pytorch import config_and_device  # noqa: E402
 from gpt_pytorch import GPTModel  # noqa: E402
 
 
@@ -71,15 +71,7 @@ def main():
     parser.add_argument("--matmul-size", type=int, default=2048)
     args = parser.parse_args()
 
-    name = ALIASES.get(args.config, args.config)
-    if name not in PRESETS:
-        sys.exit(f"unknown config {args.config!r} (known: {', '.join(PRESETS)})")
-    cfg = {**BASE, **PRESETS[name]}
-    if not 1 <= args.context_length <= cfg["context_length"]:
-        sys.exit(f"--context-length must be in 1..={cfg['context_length']}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg, device = config_and_device(args)
     gflops = matmul_gflops(device, args.matmul_size)
 
     torch.manual_seed(args.seed)
@@ -141,6 +133,8 @@ def main():
         "backward_s": statistics.median(backward_s),
         "optimizer_s": statistics.median(optimizer_s),
         "tokens_per_s": tokens_per_s,
+        "step_s_best": min(times),
+        "tokens_per_s_best": args.batch_size * args.context_length / min(times),
         "cpu_s_median": statistics.median(cpu_s),
         "peak_rss_mb": peak_rss_mb(),
         "params": params,

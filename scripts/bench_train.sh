@@ -9,7 +9,8 @@
 #   EXTRA="--loss-backward" scripts/bench_train.sh   # the book's loss.backward() instead
 #
 # ROUNDS > 1 alternates the two programs that many times (a shared machine drifts); the ratios
-# are then those of the medians over the rounds. The release build of `llm` is used.
+# are then those of the medians over the rounds, and of the fastest steps of all rounds (the
+# least disturbed by other processes). The release build of `llm` is used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=/dev/null
@@ -55,10 +56,19 @@ print()
 if rounds > 1:
     for r, (o, t) in enumerate(zip(ours, torch), 1):
         print(f"round {r}: tokens/s ratio {o['tokens_per_s'] / t['tokens_per_s']:.3f}, peak RSS ratio {o['peak_rss_mb'] / t['peak_rss_mb']:.3f}")
-print(f"tokens/s ratio (ours / PyTorch): {med(ours, 'tokens_per_s') / med(torch, 'tokens_per_s'):.3f}")
+best = lambda runs: max(r["tokens_per_s_best"] for r in runs)
+print(f"tokens/s ratio (ours / PyTorch), median steps: {med(ours, 'tokens_per_s') / med(torch, 'tokens_per_s'):.3f}")
+print(f"tokens/s ratio (ours / PyTorch), fastest step of all rounds: {best(ours) / best(torch):.3f} "
+      f"({best(ours):.1f} / {best(torch):.1f} tokens/s)")
 print(f"peak RSS ratio (ours / PyTorch): {med(ours, 'peak_rss_mb') / med(torch, 'peak_rss_mb'):.3f}")
 print(f"CPU seconds per step ratio (PyTorch / ours, > 1: ours does the step with less CPU time): "
       f"{med(torch, 'cpu_s_median') / med(ours, 'cpu_s_median'):.3f}")
+# The same libtorch matmul is timed in every process; its median over all of them is the
+# common denominator of the model-FLOPs utilisation 6 * parameters * tokens/s / matmul FLOP/s.
+flops = statistics.median([r["matmul_gflops"] for r in ours + torch]) * 1e9
+mfu = lambda runs: 6 * runs[0]["params"] * med(runs, "tokens_per_s") / flops
+print(f"MFU against the median matmul throughput of all runs ({flops / 1e9:.1f} GFLOP/s, fp32 2048^3): "
+      f"ours {mfu(ours):.3f}, PyTorch {mfu(torch):.3f}")
 o, t = ours[0], torch[0]
 print(f"{o['config']}, batch {o['batch_size']}, context {o['context_length']}, {o['threads']} threads, {o['device']}, "
       f"{o['attention']} attention, {o['backward']}; median of {o['steps']} steps after {o['warmup']} warm-up, {rounds} round(s)")

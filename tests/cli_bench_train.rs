@@ -17,7 +17,7 @@ fn bench_train_prints_one_json_line_with_positive_measurements() {
     assert_eq!((v["batch_size"].as_i64(), v["context_length"].as_i64(), v["steps"].as_i64()), (Some(2), Some(16), Some(2)));
     assert_eq!(v["threads"].as_i64(), Some(1), "{v}");
     assert_eq!(v["params"].as_i64(), Some(llm_from_scratch::ch04::GptConfig::tiny().num_parameters()), "{v}");
-    for key in ["step_s_median", "forward_s", "backward_s", "optimizer_s", "tokens_per_s", "cpu_s_median", "peak_rss_mb", "matmul_gflops", "mfu"] {
+    for key in ["step_s_median", "step_s_best", "tokens_per_s_best", "forward_s", "backward_s", "optimizer_s", "tokens_per_s", "cpu_s_median", "peak_rss_mb", "matmul_gflops", "mfu"] {
         let x = v[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {v}"));
         assert!(x > 0.0 && x.is_finite(), "{key} = {x} in {v}");
     }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use crate::model_source::load_config;
+use super::{bench_config, median};
 
 /// Arguments of `llm bench forward`.
 #[derive(Args, Debug)]
@@ -62,27 +62,10 @@ struct ForwardReport {
     sdpa_tokens_per_s: f64,
 }
 
-/// The median of `v` (the mean of the two middle values for an even count).
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 pub fn forward(args: ForwardArgs) -> Result<()> {
-    let cfg = load_config(&args.config)?;
-    if args.context_length < 1 || args.context_length > cfg.context_length {
-        bail!("--context-length {} must be in 1..={} for {}", args.context_length, cfg.context_length, args.config);
-    }
+    let cfg = bench_config(&args.config, args.context_length, args.threads)?;
     if args.runs == 0 || args.batch_size < 1 {
         bail!("--runs and --batch-size must be at least 1");
-    }
-    if let Some(t) = args.threads {
-        tch::set_num_threads(t);
     }
     let device = llm_from_scratch::device_report().device;
     llm_from_scratch::set_seed(args.seed);

@@ -5,8 +5,11 @@ mod forward;
 mod tokenize;
 mod train;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Subcommand;
+use llm_from_scratch::ch04::GptConfig;
+
+use crate::model_source::load_config;
 
 /// What `llm bench` measures.
 #[derive(Debug, Subcommand)]
@@ -25,5 +28,29 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Tokenize(args) => tokenize::tokenize(args),
         BenchCommand::Forward(args) => forward::forward(args),
         BenchCommand::Train(args) => train::train(args),
+    }
+}
+
+/// The setup shared by the model benchmarks: the config of `--config`, checked against a run of
+/// `context_length` tokens, with libtorch's CPU threads set to `threads` when given.
+pub fn bench_config(config: &str, context_length: i64, threads: Option<i32>) -> Result<GptConfig> {
+    let cfg = load_config(config)?;
+    if context_length < 1 || context_length > cfg.context_length {
+        bail!("--context-length {context_length} must be in 1..={} for {config}", cfg.context_length);
+    }
+    if let Some(t) = threads {
+        tch::set_num_threads(t);
+    }
+    Ok(cfg)
+}
+
+/// The median of `v` (the mean of the two middle values for an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }

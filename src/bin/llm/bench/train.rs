@@ -15,8 +15,7 @@ use serde::Serialize;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use super::forward::median;
-use crate::model_source::load_config;
+use super::{bench_config, median};
 
 /// Arguments of `llm bench train`.
 #[derive(Args, Debug)]
@@ -77,6 +76,10 @@ struct TrainReport {
     backward_s: f64,
     optimizer_s: f64,
     tokens_per_s: f64,
+    /// The fastest step, and tokens/s at its pace: less sensitive to other processes on a
+    /// shared machine than the median.
+    step_s_best: f64,
+    tokens_per_s_best: f64,
     /// Median CPU seconds (all threads, user + system) per step: less sensitive than the wall
     /// time to other processes sharing the cores.
     cpu_s_median: f64,
@@ -128,20 +131,11 @@ pub fn matmul_gflops(device: Device, n: i64) -> f64 {
 }
 
 pub fn train(args: TrainArgs) -> Result<()> {
-    let cfg = load_config(&args.config)?;
-    if args.context_length < 1 || args.context_length > cfg.context_length {
-        bail!("--context-length {} must be in 1..={} for {}", args.context_length, cfg.context_length, args.config);
-    }
-    if args.steps == 0 || args.batch_size < 1 {
-        bail!("--steps and --batch-size must be at least 1");
-    }
-    if let Some(t) = args.threads {
-        tch::set_num_threads(t);
+    let cfg = bench_config(&args.config, args.context_length, args.threads)?;
+    if args.steps == 0 || args.batch_size < 1 || args.matmul_size < 1 {
+        bail!("--steps, --batch-size and --matmul-size must be at least 1");
     }
     let device = llm_from_scratch::device_report().device;
-    if args.matmul_size < 1 {
-        bail!("--matmul-size must be at least 1");
-    }
     let matmul_gflops = matmul_gflops(device, args.matmul_size);
 
     llm_from_scratch::set_seed(args.seed);
@@ -195,6 +189,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
     }
     let (forward_s, backward_s, optimizer_s) = (median(forward_s), median(backward_s), median(optimizer_s));
+    let step_s_best = times.iter().copied().fold(f64::INFINITY, f64::min);
     let step_s = median(times);
     let tokens_per_s = (args.batch_size * args.context_length) as f64 / step_s;
     let params = num_parameters(&vs);
@@ -215,6 +210,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
         backward_s,
         optimizer_s,
         tokens_per_s,
+        step_s_best,
+        tokens_per_s_best: (args.batch_size * args.context_length) as f64 / step_s_best,
         cpu_s_median: median(cpu_s),
         peak_rss_mb: peak_rss_mb()?,
         params,
