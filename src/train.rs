@@ -224,10 +224,11 @@ pub fn train_steps<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
             }
             let global_step = state.steps_done; // the book's global_step after `+= 1`
             set_seed(settings.seed.wrapping_add(global_step as u64));
-            optimizer.zero_grad();
             let loss = calc_loss_batch(&input_batch, &target_batch, model, device, true);
-            loss.backward();
-            optimizer.step();
+            // The book's `zero_grad(); loss.backward(); step()`, with gradients created by the
+            // backward pass instead of accumulated into zero-filled `.grad` fields (same
+            // values; faster and 0.5 GB less memory for GPT-2 small, see `AdamW::backward`).
+            optimizer.backward_step(&loss);
             state.tokens_seen += input_batch.numel() as i64;
             state.steps_done += 1;
             state.batch_in_epoch += 1;
