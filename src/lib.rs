@@ -26,6 +26,7 @@
 //! | [`checkpoint`] | chapter 5.4: checkpoints of model + AdamW + run state that resume exactly |
 //! | [`optim`] | chapter 5.2: AdamW with savable state (resumable runs), gradient clipping (appendix D) |
 //! | [`gpt2`] | chapter 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
+//! | [`classify`] | chapter 6: the SMS spam data, `SpamDataset`, the classification head, accuracy, `train_classifier_simple`, `classify_review` (facade [`ch06`]) |
 //!
 //! The chapter modules [`ch03`] and [`ch04`] re-export what each chapter introduces, as the
 //! book's `llms_from_scratch.ch04` does.
@@ -34,6 +35,7 @@
 
 pub mod attention;
 pub mod checkpoint;
+pub mod classify;
 pub mod ch01;
 pub mod config;
 pub mod data;
@@ -99,6 +101,21 @@ pub mod ch05 {
         calc_loss_batch, calc_loss_loader, cross_entropy, eval_log_line, evaluate_model, generate_sample, perplexity,
         train_model_simple, train_steps, TrainEvent, TrainHistory, TrainSettings, TrainState,
     };
+}
+
+/// Chapter 6, "Fine-tuning for classification": the book's `llms_from_scratch.ch06`.
+pub mod ch06 {
+    pub use crate::classify::{
+        block_requires_grad, calc_accuracy_loader, calc_loss_batch, calc_loss_loader, classifier_logits, classify_review,
+        create_balanced_dataset, evaluate_model, label_counts, load_classifier, parse_sms_spam, prepare_classifier,
+        prepare_spam_splits, random_split, read_csv, read_delimited, read_sms_spam, replace_out_head, save_classifier,
+        set_requires_grad_under, train_classifier, train_classifier_simple, write_csv, ClassifierEvent, ClassifierHistory,
+        ClassifierInfo, ClassifierSettings, LabeledText, RandomState, SpamDataset, SpamSplits, HAM, PAD_TOKEN_ID, SPAM,
+    };
+    pub use crate::dataloader::DataLoader;
+    pub use crate::gpt2::Gpt2Checkpoint;
+    pub use crate::optim::AdamW;
+    pub use crate::tokenizer::{BpeTokenizer, Gpt2Tokenizer, Tokenizer};
 }
 
 pub use device::{device, device_report, load_libtorch_cuda, rng_lock, set_seed, DeviceReport};

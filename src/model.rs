@@ -286,6 +286,20 @@ impl GptModel {
     pub fn device(&self) -> Device {
         self.tok_emb.weight.device()
     }
+
+    /// The input of the first transformer block: token plus positional embeddings, then
+    /// dropout (`drop_emb(tok_emb(in_idx) + pos_emb(arange(seq_len)))`). Chapter 6 runs it apart
+    /// from the blocks, so that frozen layers run without recording gradients.
+    ///
+    /// # Shapes
+    /// input ids `[batch, seq_len]` (int64) → `[batch, seq_len, emb_dim]`
+    pub fn embed(&self, in_idx: &Tensor, train: bool) -> Tensor {
+        let seq_len = in_idx.size()[1];
+        let tok_embeds = self.tok_emb.forward(in_idx); // [batch, seq_len, emb_dim]
+        let positions = Tensor::arange(seq_len, (Kind::Int64, in_idx.device()));
+        let pos_embeds = self.pos_emb.forward(&positions); // [seq_len, emb_dim]
+        self.drop_emb.forward_t(&add_shortcut(tok_embeds, &pos_embeds), train)
+    }
 }
 
 impl ModuleT for GptModel {
@@ -296,10 +310,7 @@ impl ModuleT for GptModel {
             "GptModel: {seq_len} tokens exceed the context length {}",
             self.cfg.context_length
         );
-        let tok_embeds = self.tok_emb.forward(in_idx); // [batch, seq_len, emb_dim]
-        let positions = Tensor::arange(seq_len, (Kind::Int64, in_idx.device()));
-        let pos_embeds = self.pos_emb.forward(&positions); // [seq_len, emb_dim]
-        let mut x = self.drop_emb.forward_t(&add_shortcut(tok_embeds, &pos_embeds), train);
+        let mut x = self.embed(in_idx, train); // [batch, seq_len, emb_dim]
         for block in &self.trf_blocks {
             x = block.forward_t(&x, train);
         }
