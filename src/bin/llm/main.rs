@@ -4,6 +4,8 @@
 //! `pretrain`, `finetune-spam`, `finetune-instruct`, `classify` and `bench`.
 
 mod bench;
+mod classify;
+mod finetune_spam;
 mod generate;
 mod model_source;
 mod pretrain;
@@ -29,6 +31,10 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Chapter 5: pretrain a GPT model on a text, with checkpoints that resume.
     Pretrain(pretrain::PretrainArgs),
+    /// Chapter 6: fine-tune a GPT model to classify SMS messages as spam or not spam.
+    FinetuneSpam(finetune_spam::FinetuneSpamArgs),
+    /// Chapter 6.8: classify texts with a classifier written by `llm finetune-spam`.
+    Classify(classify::ClassifyArgs),
     /// Throughput measurements, one JSON line each.
     Bench {
         #[command(subcommand)]
@@ -43,6 +49,8 @@ fn main() -> Result<()> {
         Command::Tokenize(args) => tokenize::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Pretrain(args) => pretrain::run(args),
+        Command::FinetuneSpam(args) => finetune_spam::run(args),
+        Command::Classify(args) => classify::run(args),
         Command::Bench { command } => bench::run(command),
     }
 }

@@ -1,6 +1,7 @@
 //! `llm bench ...`: measurements for the README's performance table, one JSON line each.
 //! Each compares this crate with a reference measured in the same run on the same machine.
 
+mod finetune_spam;
 mod forward;
 mod tokenize;
 mod train;
@@ -21,6 +22,9 @@ pub enum BenchCommand {
     /// Training-step tokens/s, peak memory and model-FLOPs utilisation of GPT training with
     /// AdamW (chapter 5).
     Train(train::TrainArgs),
+    /// Chapter 6 fine-tuning step: examples/s and peak memory with only the last block,
+    /// final norm and 2-class head trainable.
+    FinetuneSpam(finetune_spam::FinetuneSpamBenchArgs),
 }
 
 pub fn run(command: BenchCommand) -> Result<()> {
@@ -28,6 +32,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Tokenize(args) => tokenize::tokenize(args),
         BenchCommand::Forward(args) => forward::forward(args),
         BenchCommand::Train(args) => train::train(args),
+        BenchCommand::FinetuneSpam(args) => finetune_spam::finetune_spam(args),
     }
 }
 

@@ -91,7 +91,7 @@ struct TrainReport {
 }
 
 /// CPU seconds (user + system, all threads) this process has used so far.
-fn cpu_seconds() -> f64 {
+pub fn cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the struct we own; RUSAGE_SELF is always valid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {

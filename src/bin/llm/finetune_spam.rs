@@ -1,0 +1,212 @@
+//! `llm finetune-spam`: chapter 6's run from the command line. It prepares the balanced SMS
+//! spam splits (CSV files in the output folder), turns a GPT model into a 2-class classifier
+//! (new head; only the last block, the final norm and the head train), fine-tunes it with a
+//! progress bar, and writes the classifier (a checkpoint `llm classify` loads), its history
+//! and its loss and accuracy plots.
+//!
+//! ```text
+//! llm finetune-spam --weights gpt2 --out runs/spam          # the book's run (GPT-2 124M weights)
+//! llm finetune-spam --config tiny --epochs 1 --out runs/spam-tiny
+//! llm classify --model runs/spam --text "You are a winner ..."
+//! ```
+//!
+//! The book's settings are the defaults: batch 8, AdamW lr 5e-5 and weight decay 0.1, 5 epochs,
+//! evaluation every 50 steps on 5 batches, dropout 0, seed 123.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use llm_from_scratch::ch04::{num_parameters, num_trainable_parameters, GptModel};
+use llm_from_scratch::ch06::{
+    calc_accuracy_loader, prepare_classifier, prepare_spam_splits, read_csv, save_classifier, train_classifier, AdamW,
+    BpeTokenizer, ClassifierEvent, ClassifierHistory, ClassifierInfo, ClassifierSettings, DataLoader, SpamDataset,
+    PAD_TOKEN_ID,
+};
+use llm_from_scratch::data::DataStore;
+use llm_from_scratch::plot::Figure;
+use serde::Serialize;
+
+use crate::model_source::ModelArgs;
+
+/// Arguments of `llm finetune-spam`.
+#[derive(Args, Debug)]
+pub struct FinetuneSpamArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 5e-5)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.1)]
+    pub weight_decay: f64,
+    /// Evaluate the losses every this many steps.
+    #[arg(long, default_value_t = 50)]
+    pub eval_freq: i64,
+    /// Batches per evaluation (losses, and the accuracies after each epoch).
+    #[arg(long, default_value_t = 5)]
+    pub eval_iter: usize,
+    /// Truncate the texts to this many tokens (default: the longest training text, 120).
+    #[arg(long)]
+    pub max_length: Option<usize>,
+    /// Dropout rate during fine-tuning (the book's chapter 6 uses 0).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Stop after this many steps (a quick run).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Output folder: the classifier's checkpoint, train/validation/test.csv, history.json,
+    /// results.json, loss.svg/png, accuracy.svg/png.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// The final figures, written to `results.json`.
+#[derive(Debug, Serialize)]
+struct Results {
+    train_accuracy: f64,
+    validation_accuracy: f64,
+    test_accuracy: f64,
+    trainable_parameters: i64,
+    parameters: i64,
+    training_seconds: f64,
+    examples_per_s: f64,
+}
+
+pub fn run(args: FinetuneSpamArgs) -> Result<()> {
+    let report = llm_from_scratch::device_report();
+    eprintln!("{report}");
+    let device = report.device;
+    if !(0.0..1.0).contains(&args.drop_rate) {
+        bail!("--drop-rate must be in [0, 1), not {}", args.drop_rate);
+    }
+    let seed = args.model.seed;
+
+    // 6.2: the balanced splits, as CSV files in the output folder.
+    let splits = prepare_spam_splits(&DataStore::from_env(), &args.out, seed)?;
+    let tokenizer = BpeTokenizer::gpt2()?;
+    let train_dataset = SpamDataset::new(&read_csv(&splits.train)?, &tokenizer, args.max_length, PAD_TOKEN_ID)?;
+    let max_length = train_dataset.max_length;
+    let val_dataset = SpamDataset::new(&read_csv(&splits.validation)?, &tokenizer, Some(max_length), PAD_TOKEN_ID)?;
+    let test_dataset = SpamDataset::new(&read_csv(&splits.test)?, &tokenizer, Some(max_length), PAD_TOKEN_ID)?;
+
+    // 6.4-6.5: the model, then the classification head and the frozen layers.
+    let loaded = args.model.load(device)?;
+    let (vs, mut model, mut cfg) = (loaded.vs, loaded.model, loaded.cfg);
+    if max_length as i64 > cfg.context_length {
+        bail!("the texts are {max_length} tokens long, more than the model's context length {}: pass --max-length", cfg.context_length);
+    }
+    set_drop_rate(&mut model, args.drop_rate);
+    cfg.drop_rate = args.drop_rate;
+    model.cfg.drop_rate = args.drop_rate;
+    let trainable = {
+        let _rng = llm_from_scratch::rng_lock();
+        llm_from_scratch::set_seed(seed); // the book's torch.manual_seed(123) before the new head
+        prepare_classifier(&mut model, &vs, 2)
+    };
+    let parameters = num_parameters(&vs);
+    assert_eq!(trainable, num_trainable_parameters(&vs));
+
+    let train_loader = DataLoader::new(train_dataset, args.batch_size, true, true, seed)?;
+    let val_loader = DataLoader::new(val_dataset, args.batch_size, false, false, seed)?;
+    let test_loader = DataLoader::new(test_dataset, args.batch_size, false, false, seed)?;
+    if train_loader.is_empty() {
+        bail!("no full training batch of {} texts", args.batch_size);
+    }
+    eprintln!(
+        "fine-tuning {trainable} of {parameters} parameters on {} training / {} validation / {} test batches of {} x {max_length} tokens",
+        train_loader.len(),
+        val_loader.len(),
+        test_loader.len(),
+        args.batch_size
+    );
+    // The book's accuracies before fine-tuning, on 10 batches each.
+    for (name, acc) in [
+        ("Training", calc_accuracy_loader(&train_loader, &model, device, Some(10))),
+        ("Validation", calc_accuracy_loader(&val_loader, &model, device, Some(10))),
+        ("Test", calc_accuracy_loader(&test_loader, &model, device, Some(10))),
+    ] {
+        println!("{name} accuracy before fine-tuning: {:.2}%", acc * 100.0);
+    }
+
+    // 6.7: fine-tuning.
+    let mut optimizer = AdamW::new(&vs, args.lr, args.weight_decay);
+    let settings = ClassifierSettings { num_epochs: args.epochs, eval_freq: args.eval_freq, eval_iter: args.eval_iter, seed };
+    let total_steps = (args.epochs * train_loader.len()).min(args.max_steps.unwrap_or(usize::MAX)) as u64;
+    let bar = ProgressBar::new(total_steps);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}").expect("valid template"),
+    );
+    let started = Instant::now();
+    let history = train_classifier(&model, &train_loader, &val_loader, &mut optimizer, device, &settings, args.max_steps, &mut |event| {
+        match event {
+            ClassifierEvent::Step { epoch, loss, examples_per_s, .. } => {
+                bar.inc(1);
+                bar.set_message(format!("ep {} loss {loss:.3} {examples_per_s:.1} examples/s", epoch + 1));
+            }
+            ClassifierEvent::Eval { line, .. } | ClassifierEvent::Accuracy { line, .. } => say(&bar, line),
+        }
+    });
+    bar.finish_and_clear();
+    let training_seconds = started.elapsed().as_secs_f64();
+    println!("Training completed in {:.2} minutes.", training_seconds / 60.0);
+
+    // The book's final accuracies, on all batches.
+    let results = Results {
+        train_accuracy: calc_accuracy_loader(&train_loader, &model, device, None),
+        validation_accuracy: calc_accuracy_loader(&val_loader, &model, device, None),
+        test_accuracy: calc_accuracy_loader(&test_loader, &model, device, None),
+        trainable_parameters: trainable,
+        parameters,
+        training_seconds,
+        examples_per_s: history.examples_seen as f64 / training_seconds.max(1e-9),
+    };
+    println!("Training accuracy: {:.2}%", results.train_accuracy * 100.0);
+    println!("Validation accuracy: {:.2}%", results.validation_accuracy * 100.0);
+    println!("Test accuracy: {:.2}%", results.test_accuracy * 100.0);
+
+    let info = ClassifierInfo { num_classes: 2, max_length, pad_token_id: PAD_TOKEN_ID };
+    save_classifier(&args.out, &vs, &cfg, &info)?;
+    save_outputs(&args.out, &history, &results)?;
+    eprintln!("classifier, history.json, results.json and the loss and accuracy plots in {}", args.out.display());
+    Ok(())
+}
+
+/// Set every dropout rate of the model (the book builds the chapter 6 model with `drop_rate` 0).
+fn set_drop_rate(model: &mut GptModel, p: f64) {
+    model.drop_emb.p = p;
+    for block in &mut model.trf_blocks {
+        block.att.dropout.p = p;
+        block.drop_shortcut.p = p;
+    }
+}
+
+/// Print a log line above the progress bar, or plainly when the bar is hidden.
+fn say(bar: &ProgressBar, line: &str) {
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+fn save_outputs(out: &Path, history: &ClassifierHistory, results: &Results) -> Result<()> {
+    let write = |name: &str, json: String| llm_from_scratch::checkpoint::write_atomic(&out.join(name), json.as_bytes());
+    write("history.json", serde_json::to_string_pretty(history)?)?;
+    write("results.json", serde_json::to_string_pretty(results)?)?;
+    if !history.epochs.is_empty() {
+        let plot = history.loss_plot();
+        plot.save(out.join("loss.svg")).context("loss.svg")?;
+        plot.save(out.join("loss.png")).context("loss.png")?;
+    }
+    if !history.train_accs.is_empty() {
+        let plot = history.accuracy_plot();
+        plot.save(out.join("accuracy.svg")).context("accuracy.svg")?;
+        plot.save(out.join("accuracy.png")).context("accuracy.png")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! `llm finetune-spam` end to end on a tiny model, then `llm classify` on what it wrote, and
+//! `llm bench finetune-spam`'s JSON line.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use llm_from_scratch::ch06::{classify_review, load_classifier, read_csv};
+
+fn llm(args: &[&str]) -> Output {
+    // One libtorch thread: a tiny model on a shared machine is faster without spinning workers.
+    let out = Command::new(env!("CARGO_BIN_EXE_llm")).args(args).env("OMP_NUM_THREADS", "1").output().expect("run llm");
+    assert!(
+        out.status.success(),
+        "llm {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn finetune_spam_writes_a_classifier_that_llm_classify_loads() {
+    let dir = std::env::temp_dir().join(format!("llm-fs-cli-spam-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let out = llm(&[
+        "finetune-spam", "--config", "tiny", "--epochs", "1", "--max-steps", "30", "--lr", "1e-3", "--eval-freq", "10",
+        "--eval-iter", "1", "--out", d,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in ["Ep 1 (Step 000000): Train loss ", "Ep 1 (Step 000020)", "Training accuracy: ", "| Validation accuracy: ", "Test accuracy: "] {
+        assert!(stdout.contains(line), "stdout lacks {line:?}:\n{stdout}");
+    }
+    for file in ["checkpoint.safetensors", "history.json", "results.json", "loss.svg", "loss.png", "accuracy.svg", "accuracy.png", "train.csv", "validation.csv", "test.csv"] {
+        assert!(dir.join(file).is_file(), "{file} written");
+    }
+    assert_eq!(read_csv(dir.join("train.csv")).unwrap().len(), 1045, "the book's training split");
+    let history: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("history.json")).unwrap()).unwrap();
+    assert_eq!(history["steps"], serde_json::json!([0, 10, 20]), "{history}");
+    assert_eq!((history["examples_seen"].as_i64(), history["train_accs"].as_array().map(Vec::len)), (Some(240), Some(1)));
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    let d_emb = 128;
+    let block = llm_from_scratch::ch04::GptConfig::tiny().block_parameters();
+    assert_eq!(results["trainable_parameters"].as_i64(), Some(block + 2 * d_emb + 2 * d_emb + 2), "{results}");
+
+    // llm classify answers as the library does with the saved classifier.
+    let texts = [
+        "You are a winner you have been specially selected to receive $1000 cash or a $2000 award.",
+        "Hey, just wanted to check if we're still on for dinner tonight? Let me know!",
+    ];
+    let out = llm(&["classify", "--model", d, "--text", texts[0], "--text", texts[1]]);
+    let answers: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    let (_vs, model, info) = {
+        let _rng = llm_from_scratch::rng_lock();
+        load_classifier(&dir, tch::Device::Cpu).unwrap()
+    };
+    assert_eq!(info.max_length, 120);
+    let want: Vec<String> = texts
+        .iter()
+        .map(|t| classify_review(t, &model, common::gpt2(), tch::Device::Cpu, Some(info.max_length), info.pad_token_id).unwrap().to_string())
+        .collect();
+    assert_eq!(answers, want);
+    assert!(answers.iter().all(|a| a == "spam" || a == "not spam"), "{answers:?}");
+
+    // A checkpoint that is not a classifier is refused with a message naming it.
+    let out = Command::new(env!("CARGO_BIN_EXE_llm")).args(["classify", "--model", "/nonexistent-llm-fs", "--text", "hi"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("/nonexistent-llm-fs"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bench_finetune_spam_prints_one_json_line() {
+    let out = llm(&["bench", "finetune-spam", "--config", "tiny", "--batch-size", "2", "--max-length", "16", "--steps", "2", "--threads", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON line ({e}): {stdout}"));
+    assert_eq!((v["bench"].as_str(), v["forward"].as_str()), (Some("finetune-spam"), Some("last-token")));
+    let block = llm_from_scratch::ch04::GptConfig::tiny().block_parameters();
+    assert_eq!(v["trainable_params"].as_i64(), Some(block + 2 * 128 + 2 * 128 + 2), "{v}");
+    for key in ["step_s_median", "examples_per_s", "examples_per_s_best", "cpu_s_median", "peak_rss_mb"] {
+        let x = v[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {v}"));
+        assert!(x > 0.0 && x.is_finite(), "{key} = {x} in {v}");
+    }
+    assert!((v["examples_per_s"].as_f64().unwrap() * v["step_s_median"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{v}");
+    let losses: Vec<f64> = serde_json::from_value(v["losses"].clone()).unwrap();
+    // Two classes, random labels: the first loss is about ln 2.
+    assert!(losses.len() == 3 && (losses[0] - 2f64.ln()).abs() < 0.7, "{losses:?}");
+}
