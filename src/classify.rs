@@ -486,6 +486,17 @@ pub fn prepare_classifier(model: &mut GptModel, vs: &nn::VarStore, num_classes: 
     crate::model::num_trainable_parameters(vs)
 }
 
+/// Set every dropout rate of `model` to `p` (the book builds chapter 6's model with
+/// `drop_rate` 0.0, while OpenAI's GPT-2 config says 0.1).
+pub fn set_drop_rate(model: &mut GptModel, p: f64) {
+    model.cfg.drop_rate = p;
+    model.drop_emb.p = p;
+    for block in &mut model.trf_blocks {
+        block.att.dropout.p = p;
+        block.drop_shortcut.p = p;
+    }
+}
+
 fn linear_requires_grad(l: &Linear) -> bool {
     l.weight.requires_grad() || l.bias.as_ref().is_some_and(Tensor::requires_grad)
 }

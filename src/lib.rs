@@ -109,7 +109,7 @@ pub mod ch06 {
         block_requires_grad, calc_accuracy_loader, calc_loss_batch, calc_loss_loader, classifier_logits, classify_review,
         create_balanced_dataset, evaluate_model, label_counts, load_classifier, parse_sms_spam, prepare_classifier,
         prepare_spam_splits, random_split, read_csv, read_delimited, read_sms_spam, replace_out_head, save_classifier,
-        set_requires_grad_under, train_classifier, train_classifier_simple, write_csv, ClassifierEvent, ClassifierHistory,
+        set_drop_rate, set_requires_grad_under, train_classifier, train_classifier_simple, write_csv, ClassifierEvent, ClassifierHistory,
         ClassifierInfo, ClassifierSettings, LabeledText, RandomState, SpamDataset, SpamSplits, HAM, PAD_TOKEN_ID, SPAM,
     };
     pub use crate::dataloader::DataLoader;

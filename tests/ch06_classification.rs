@@ -173,3 +173,17 @@ fn a_tiny_classifier_beats_the_majority_class_on_real_data() {
         history.train_losses
     );
 }
+
+/// GPT-2 small's classifier (qkv_bias as OpenAI's weights have it): 124,441,346 parameters,
+/// of which one block (7,087,872), final_norm (1,536) and the head (1,538) train.
+#[test]
+fn gpt2_small_classifier_parameter_counts() {
+    let _rng = rng_lock();
+    let cfg = GptConfig { qkv_bias: true, drop_rate: 0.0, ..GptConfig::gpt2_124m() };
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut model = GptModel::new(&vs.root(), &cfg);
+    let trainable = prepare_classifier(&mut model, &vs, 2);
+    assert_eq!(num_parameters(&vs), 124_441_346, "the book's count before freezing");
+    assert_eq!(cfg.block_parameters(), 7_087_872);
+    assert_eq!(trainable, 7_087_872 + 2 * 768 + (768 * 2 + 2));
+}

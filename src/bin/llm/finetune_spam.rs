@@ -19,9 +19,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use llm_from_scratch::ch04::{num_parameters, num_trainable_parameters, GptModel};
+use llm_from_scratch::ch04::{num_parameters, num_trainable_parameters};
 use llm_from_scratch::ch06::{
-    calc_accuracy_loader, prepare_classifier, prepare_spam_splits, read_csv, save_classifier, train_classifier, AdamW,
+    calc_accuracy_loader, prepare_classifier, prepare_spam_splits, read_csv, save_classifier, set_drop_rate, train_classifier, AdamW,
     BpeTokenizer, ClassifierEvent, ClassifierHistory, ClassifierInfo, ClassifierSettings, DataLoader, SpamDataset,
     PAD_TOKEN_ID,
 };
@@ -102,7 +102,6 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     }
     set_drop_rate(&mut model, args.drop_rate);
     cfg.drop_rate = args.drop_rate;
-    model.cfg.drop_rate = args.drop_rate;
     let trainable = {
         let _rng = llm_from_scratch::rng_lock();
         llm_from_scratch::set_seed(seed); // the book's torch.manual_seed(123) before the new head
@@ -174,15 +173,6 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     save_outputs(&args.out, &history, &results)?;
     eprintln!("classifier, history.json, results.json and the loss and accuracy plots in {}", args.out.display());
     Ok(())
-}
-
-/// Set every dropout rate of the model (the book builds the chapter 6 model with `drop_rate` 0).
-fn set_drop_rate(model: &mut GptModel, p: f64) {
-    model.drop_emb.p = p;
-    for block in &mut model.trf_blocks {
-        block.att.dropout.p = p;
-        block.drop_shortcut.p = p;
-    }
 }
 
 /// Print a log line above the progress bar, or plainly when the bar is hidden.
