@@ -5,7 +5,7 @@
 //! | 6.2 preparing the data set | [`read_sms_spam`], [`parse_sms_spam`] (the book's quote-aware `pd.read_csv`), [`create_balanced_dataset`], [`random_split`], [`write_csv`] / [`read_csv`], [`prepare_spam_splits`] |
 //! | 6.3 creating data loaders | [`SpamDataset`] (pads with `<\|endoftext|>` to the longest training text, or truncates) |
 //! | 6.4-6.5 initialising from pretrained weights; adding a classification head | [`replace_out_head`], [`set_requires_grad_under`], [`prepare_classifier`] |
-//! | 6.6 loss and accuracy | [`classifier_logits`] (the last token's logits), [`calc_loss_batch`], [`calc_loss_loader`], [`calc_accuracy_loader`] |
+//! | 6.6 loss and accuracy | [`classifier_logits`] (the last token's logits; [`last_position_output`]), [`calc_loss_batch`], [`calc_loss_loader`], [`calc_accuracy_loader`] |
 //! | 6.7 fine-tuning | [`train_classifier_simple`] (the book's loop and log lines), [`train_classifier`] (the same, reporting [`ClassifierEvent`]s), [`ClassifierHistory`] and its plots |
 //! | 6.8 using the classifier | [`classify_review`]; [`save_classifier`] / [`load_classifier`] |
 //!
@@ -18,9 +18,11 @@
 //! - Evaluation reads each loader in its epoch-0 order (as chapter 5's [`crate::train`] does),
 //!   so evaluating never changes which batches training sees.
 //! - [`classifier_logits`] runs the embeddings and the leading frozen transformer blocks
-//!   without recording gradients, and applies `final_norm` and `out_head` to the last position
-//!   only. The logits are the book's `model(input_batch)[:, -1, :]` (both are computed per
-//!   position), with less work: the backward pass starts at the first trainable block.
+//!   without recording gradients, and computes the last block, `final_norm` and `out_head` for
+//!   the last position only. The logits are the book's `model(input_batch)[:, -1, :]`, with
+//!   less work: the backward pass starts at the first trainable block, and most of the last
+//!   block's work (its query, attention row, output projection and feed-forward network) is
+//!   done for one position instead of all.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -511,9 +513,10 @@ pub fn block_requires_grad(block: &TransformerBlock) -> bool {
 /// The logits of the last token (section 6.6, the book's `model(input_batch)[:, -1, :]`).
 ///
 /// The embeddings and the transformer blocks before the first one with a trainable parameter
-/// run without recording gradients (under `no_grad`, where the layers also work in place), and
-/// `final_norm` and `out_head` see the last position only; both work per position, so the
-/// logits are the same as the full forward pass's last row.
+/// run without recording gradients (under `no_grad`, where the layers also work in place); the
+/// last block computes its last position only ([`last_position_output`]), and `final_norm` and
+/// `out_head` see that position only. Everything after the last block's keys and values works
+/// per position, so the logits are those of the full forward pass's last row.
 ///
 /// # Shapes
 /// `in_idx: [batch, num_tokens]` (int64, `num_tokens <= context_length`) → `[batch, num_classes]`
@@ -540,11 +543,56 @@ pub fn classifier_logits(model: &GptModel, in_idx: &Tensor, train: bool) -> Tens
     } else {
         model.embed(in_idx, train)
     };
-    for block in &model.trf_blocks[frozen..] {
+    let num_blocks = model.trf_blocks.len();
+    if num_blocks == 0 {
+        let last = x.select(1, -1); // [batch, emb_dim]
+        return model.out_head.forward(&model.final_norm.forward(&last));
+    }
+    for block in &model.trf_blocks[frozen.min(num_blocks - 1)..num_blocks - 1] {
         x = block.forward_t(&x, train);
     }
-    let last = x.select(1, -1); // [batch, emb_dim]
+    let last_block = &model.trf_blocks[num_blocks - 1];
+    let last = if frozen == num_blocks {
+        let _no_grad = tch::no_grad_guard();
+        last_position_output(last_block, &x, train)
+    } else {
+        last_position_output(last_block, &x, train)
+    }; // [batch, emb_dim]
     model.out_head.forward(&model.final_norm.forward(&last)) // [batch, num_classes]
+}
+
+/// What `block.forward_t(x, train)` computes at the last position, computing only that: keys
+/// and values need every position, but the query, the attention of one row, `out_proj`, the
+/// second norm and the feed-forward network need only the last one. The last row of the causal
+/// mask hides nothing, so no mask is applied. (With dropout on, the masks are drawn for these
+/// shapes, so they differ from a full pass's; the book's chapter 6 model has no dropout.)
+///
+/// # Shapes
+/// `x: [batch, num_tokens, emb_dim]` → `[batch, emb_dim]`
+pub fn last_position_output(block: &TransformerBlock, x: &Tensor, train: bool) -> Tensor {
+    let att = &block.att;
+    let (b, num_tokens, _emb_dim) = x.size3().expect("block input must be [batch, num_tokens, emb_dim]");
+    let heads = |t: Tensor, n: i64| {
+        t.view([b, n, att.num_heads, att.head_dim]) // [b, n, num_heads, head_dim]
+            .transpose(1, 2) // [b, num_heads, n, head_dim]
+    };
+    let h = block.norm1.forward(x); // [b, num_tokens, emb_dim]
+    let h_last = h.narrow(1, num_tokens - 1, 1); // [b, 1, emb_dim]
+    let keys = heads(att.w_key.forward(&h), num_tokens); // [b, num_heads, num_tokens, head_dim]
+    let values = heads(att.w_value.forward(&h), num_tokens); // [b, num_heads, num_tokens, head_dim]
+    let queries = heads(att.w_query.forward(&h_last), 1); // [b, num_heads, 1, head_dim]
+    let mut attn_scores = queries.matmul(&keys.transpose(-2, -1)); // [b, num_heads, 1, num_tokens]
+    attn_scores /= (att.head_dim as f64).sqrt();
+    let attn_weights = att.dropout.forward_t(&attn_scores.softmax(-1, None::<Kind>), train);
+    let context_vec = attn_weights
+        .matmul(&values) // [b, num_heads, 1, head_dim]
+        .transpose(1, 2) // [b, 1, num_heads, head_dim]
+        .contiguous()
+        .view([b, 1, att.d_out]); // [b, 1, d_out]
+    let x_last = x.narrow(1, num_tokens - 1, 1); // [b, 1, emb_dim]
+    let x_last = x_last + block.drop_shortcut.forward_t(&att.out_proj.forward(&context_vec), train);
+    let ff = block.ff.forward(&block.norm2.forward(&x_last)); // [b, 1, emb_dim]
+    (x_last + block.drop_shortcut.forward_t(&ff, train)).squeeze_dim(1) // [b, emb_dim]
 }
 
 /// Listing 6.8's `calc_loss_batch`: the cross-entropy of the last token's logits against the

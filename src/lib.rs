@@ -106,7 +106,7 @@ pub mod ch05 {
 /// Chapter 6, "Fine-tuning for classification": the book's `llms_from_scratch.ch06`.
 pub mod ch06 {
     pub use crate::classify::{
-        block_requires_grad, calc_accuracy_loader, calc_loss_batch, calc_loss_loader, classifier_logits, classify_review,
+        block_requires_grad, calc_accuracy_loader, last_position_output, calc_loss_batch, calc_loss_loader, classifier_logits, classify_review,
         create_balanced_dataset, evaluate_model, label_counts, load_classifier, parse_sms_spam, prepare_classifier,
         prepare_spam_splits, random_split, read_csv, read_delimited, read_sms_spam, replace_out_head, save_classifier,
         set_drop_rate, set_requires_grad_under, train_classifier, train_classifier_simple, write_csv, ClassifierEvent, ClassifierHistory,

@@ -131,8 +131,17 @@ fn last_token_logits_equal_the_full_forward_pass() {
     let ours = classifier_logits(&model, &input, false);
     let diff = f64::try_from((&full - &ours).abs().max()).unwrap();
     assert!(diff < 1e-5, "classifier_logits differs from model(x)[:, -1, :] by {diff}");
-    // The gradient reaches the trainable block but not the frozen one.
-    let loss = calc_loss_batch(&input, &Tensor::from_slice(&[1i64, 0, 1]), &model, Device::Cpu, true);
+    // The gradients equal those of the book's full pass, and the frozen block gets none.
+    let labels = Tensor::from_slice(&[1i64, 0, 1]);
+    let full_loss = model.forward_t(&input, true).select(1, -1).cross_entropy_for_logits(&labels);
+    let params = [&model.trf_blocks[1].att.w_key.weight, &model.trf_blocks[1].ff.fc1.weight, &model.out_head.weight];
+    let want = Tensor::run_backward(&[full_loss], &params, false, false);
+    let loss = calc_loss_batch(&input, &labels, &model, Device::Cpu, true);
+    let got = Tensor::run_backward(&[&loss], &params, true, false);
+    for (g, w) in got.iter().zip(&want) {
+        let diff = f64::try_from((g - w).abs().max()).unwrap();
+        assert!(diff < 1e-5, "gradient differs from the full pass's by {diff}");
+    }
     loss.backward();
     assert!(model.trf_blocks[1].ff.fc1.weight.grad().defined(), "the last block gets a gradient");
     assert!(!model.trf_blocks[0].ff.fc1.weight.grad().defined(), "the frozen block gets none");
