@@ -500,7 +500,8 @@ pub fn set_drop_rate(model: &mut GptModel, p: f64) {
 }
 
 fn linear_requires_grad(l: &Linear) -> bool {
-    l.weight.requires_grad() || l.bias.as_ref().is_some_and(Tensor::requires_grad)
+    l.weight.requires_grad()
+        || l.bias.as_ref().is_some_and(Tensor::requires_grad)
 }
 
 /// Whether any parameter of `block` requires a gradient.
@@ -528,35 +529,28 @@ pub fn classifier_logits(model: &GptModel, in_idx: &Tensor, train: bool) -> Tens
         model.cfg.context_length
     );
     let embeddings_frozen = !model.tok_emb.weight.requires_grad() && !model.pos_emb.weight.requires_grad();
-    let frozen = if embeddings_frozen {
-        model.trf_blocks.iter().position(block_requires_grad).unwrap_or(model.trf_blocks.len())
-    } else {
-        0
-    };
-    let mut x = if embeddings_frozen {
-        let _no_grad = tch::no_grad_guard();
+    let num_blocks = model.trf_blocks.len();
+    // The blocks that run whole: all but the last, which computes its last position only.
+    let whole = num_blocks.saturating_sub(1);
+    // The leading frozen ones (none when the embeddings train).
+    let frozen = if embeddings_frozen { model.trf_blocks.iter().position(block_requires_grad).unwrap_or(num_blocks) } else { 0 };
+    let mut x = {
+        let _no_grad = embeddings_frozen.then(tch::no_grad_guard);
         let mut x = model.embed(in_idx, train); // [batch, num_tokens, emb_dim]
-        for block in &model.trf_blocks[..frozen] {
+        for block in &model.trf_blocks[..frozen.min(whole)] {
             x = block.forward_t(&x, train);
         }
         x
-    } else {
-        model.embed(in_idx, train)
     };
-    let num_blocks = model.trf_blocks.len();
-    if num_blocks == 0 {
-        let last = x.select(1, -1); // [batch, emb_dim]
-        return model.out_head.forward(&model.final_norm.forward(&last));
-    }
-    for block in &model.trf_blocks[frozen.min(num_blocks - 1)..num_blocks - 1] {
+    for block in &model.trf_blocks[frozen.min(whole)..whole] {
         x = block.forward_t(&x, train);
     }
-    let last_block = &model.trf_blocks[num_blocks - 1];
-    let last = if frozen == num_blocks {
-        let _no_grad = tch::no_grad_guard();
-        last_position_output(last_block, &x, train)
-    } else {
-        last_position_output(last_block, &x, train)
+    let last = match model.trf_blocks.last() {
+        None => x.select(1, -1),
+        Some(last_block) => {
+            let _no_grad = (frozen == num_blocks).then(tch::no_grad_guard);
+            last_position_output(last_block, &x, train)
+        }
     }; // [batch, emb_dim]
     model.out_head.forward(&model.final_norm.forward(&last)) // [batch, num_classes]
 }

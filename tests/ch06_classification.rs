@@ -131,6 +131,13 @@ fn last_token_logits_equal_the_full_forward_pass() {
     let ours = classifier_logits(&model, &input, false);
     let diff = f64::try_from((&full - &ours).abs().max()).unwrap();
     assert!(diff < 1e-5, "classifier_logits differs from model(x)[:, -1, :] by {diff}");
+    // The same with every parameter frozen (a loaded classifier) and with every one trainable.
+    for (requires_grad, what) in [(false, "all frozen"), (true, "all trainable")] {
+        set_requires_grad_under(&vs, "", requires_grad);
+        let diff = f64::try_from((&full - classifier_logits(&model, &input, false)).abs().max()).unwrap();
+        assert!(diff < 1e-5, "{what}: classifier_logits differs from model(x)[:, -1, :] by {diff}");
+    }
+    prepare_classifier(&mut model, &vs, 2);
     // The gradients equal those of the book's full pass, and the frozen block gets none.
     let labels = Tensor::from_slice(&[1i64, 0, 1]);
     let full_loss = model.forward_t(&input, true).select(1, -1).cross_entropy_for_logits(&labels);
