@@ -502,6 +502,7 @@ pub fn set_drop_rate(model: &mut GptModel, p: f64) {
 fn linear_requires_grad(l: &Linear) -> bool {
     l.weight.requires_grad()
         || l.bias.as_ref().is_some_and(Tensor::requires_grad)
+        || l.lora.as_ref().is_some_and(crate::lora::LoRALayer::requires_grad)
 }
 
 /// Whether any parameter of `block` requires a gradient.
@@ -843,6 +844,9 @@ pub struct ClassifierInfo {
     /// The training texts' padded length (`train_dataset.max_length`).
     pub max_length: usize,
     pub pad_token_id: i64,
+    /// Appendix E: `(rank, alpha)` of the LoRA updates on every linear layer, when it has them.
+    #[serde(default)]
+    pub lora: Option<(i64, f64)>,
 }
 
 const CLASSIFIER_KEY: &str = "classifier";
@@ -858,7 +862,7 @@ pub fn save_classifier(dir: impl AsRef<Path>, vs: &nn::VarStore, cfg: &GptConfig
 }
 
 /// Load a classifier saved by [`save_classifier`] onto `device`: the GPT model of its config
-/// with a `num_classes` head, every parameter frozen. Building
+/// with a `num_classes` head (and its LoRA updates, appendix E), every parameter frozen. Building
 /// the model draws random numbers before the saved values replace them (hold
 /// [`crate::rng_lock`] if other threads seed and draw). Errors name the file: not a
 /// checkpoint, not a classifier, a parameter missing or of another shape.
@@ -877,6 +881,9 @@ pub fn load_classifier(dir: impl AsRef<Path>, device: Device) -> Result<(nn::Var
     let mut vs = nn::VarStore::new(Device::Cpu);
     let mut model = GptModel::new(&vs.root(), &ckpt.meta.config);
     replace_out_head(&mut model, &vs, info.num_classes);
+    if let Some((rank, alpha)) = info.lora {
+        crate::lora::replace_linear_with_lora(&mut model, &vs, rank, alpha);
+    }
     ckpt.load_model(&vs)?;
     set_requires_grad_under(&vs, "", false);
     vs.set_device(device);

@@ -4,7 +4,7 @@
 //! They hold their tensors in pub fields, registered in a [`tch::nn::VarStore`] under the same
 //! names as PyTorch's (`weight`, `bias`), and draw their initial values exactly as PyTorch does
 //! ([`crate::init`]). Later chapters rely on them being simple: chapter 6 swaps a model's
-//! `out_head` for a new `Linear`, appendix E wraps each `Linear` with a LoRA update.
+//! `out_head` for a new `Linear`, appendix E adds a LoRA update to each `Linear` (its `lora` field).
 
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
@@ -22,6 +22,9 @@ pub struct Linear {
     pub weight: Tensor,
     /// The bias, registered as `<path>.bias`, when the layer has one.
     pub bias: Option<Tensor>,
+    /// Appendix E: a low-rank update added to the output, when the layer has one
+    /// ([`crate::lora::replace_linear_with_lora`]); `None` for a plain `nn.Linear`.
+    pub lora: Option<crate::lora::LoRALayer>,
 }
 
 impl Linear {
@@ -30,7 +33,7 @@ impl Linear {
     pub fn new(vs: &nn::Path, in_features: i64, out_features: i64, bias: bool) -> Self {
         let weight = init::linear_weight(vs, "weight", in_features, out_features);
         let bias = bias.then(|| init::linear_bias(vs, "bias", in_features, out_features));
-        Self { weight, bias }
+        Self { weight, bias, lora: None }
     }
 
     /// Number of input features (`in_features`).
@@ -46,7 +49,11 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.linear(&self.weight, self.bias.as_ref())
+        let out = xs.linear(&self.weight, self.bias.as_ref());
+        match &self.lora {
+            Some(lora) => out + lora.forward(xs), // LinearWithLoRA: linear(x) + lora(x)
+            None => out,
+        }
     }
 }
 

@@ -26,6 +26,7 @@
 //! | [`checkpoint`] | chapter 5.4: checkpoints of model + AdamW + run state that resume exactly |
 //! | [`optim`] | chapter 5.2: AdamW with savable state (resumable runs), gradient clipping (appendix D) |
 //! | [`gpt2`] | chapter 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
+//! | [`lora`] | appendix E: `LoRALayer`, `LinearWithLoRA`, LoRA on every linear layer of a GPT (facade [`appendix_e`]) |
 //! | [`classify`] | chapter 6: the SMS spam data, `SpamDataset`, the classification head, accuracy, `train_classifier_simple`, `classify_review` (facade [`ch06`]) |
 //!
 //! The chapter modules [`ch03`] and [`ch04`] re-export what each chapter introduces, as the
@@ -48,6 +49,7 @@ pub mod generate;
 pub mod gpt2;
 pub mod init;
 pub mod layers;
+pub mod lora;
 pub mod model;
 pub mod optim;
 pub mod plot;
@@ -116,6 +118,13 @@ pub mod ch06 {
     pub use crate::gpt2::Gpt2Checkpoint;
     pub use crate::optim::AdamW;
     pub use crate::tokenizer::{BpeTokenizer, Gpt2Tokenizer, Tokenizer};
+}
+
+/// Appendix E, "Parameter-efficient fine-tuning with LoRA".
+pub mod appendix_e {
+    pub use crate::lora::{
+        lora_parameters, prepare_lora_classifier, replace_linear_with_lora, LinearWithLoRA, LoRALayer,
+    };
 }
 
 pub use device::{device, device_report, load_libtorch_cuda, rng_lock, set_seed, DeviceReport};

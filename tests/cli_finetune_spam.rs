@@ -87,3 +87,21 @@ fn bench_finetune_spam_prints_one_json_line() {
     // Two classes, random labels: the first loss is about ln 2.
     assert!(losses.len() == 3 && (losses[0] - 2f64.ln()).abs() < 0.7, "{losses:?}");
 }
+
+#[test]
+fn finetune_spam_with_lora_trains_only_the_low_rank_updates() {
+    let dir = std::env::temp_dir().join(format!("llm-fs-cli-spam-lora-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let out = llm(&["finetune-spam", "--config", "tiny", "--epochs", "1", "--max-steps", "3", "--eval-iter", "1", "--lora-rank", "2", "--lora-alpha", "4", "--out", d]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LoRA rank 2 alpha 4"), "{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    // Per block: 4 x 2 (128 + 128) for the attention's projections, 2 (128 + 512) twice for the
+    // feed-forward layers; the head: 2 (128 + 2).
+    let want = 2 * (4 * 2 * 256 + 2 * 2 * 640) + 2 * 130;
+    assert_eq!(results["trainable_parameters"].as_i64(), Some(want), "{results}");
+    let out = llm(&["classify", "--model", d, "--text", "Free entry in 2 a wkly comp to win FA Cup final tkts"]);
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(answer == "spam" || answer == "not spam", "{answer}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -8,6 +8,7 @@
 //! llm finetune-spam --weights gpt2 --out runs/spam          # the book's run (GPT-2 124M weights)
 //! llm finetune-spam --config tiny --epochs 1 --out runs/spam-tiny
 //! llm classify --model runs/spam --text "You are a winner ..."
+//! llm finetune-spam --weights gpt2 --lora-rank 16 --lora-alpha 16 --out runs/spam-lora   # appendix E
 //! ```
 //!
 //! The book's settings are the defaults: batch 8, AdamW lr 5e-5 and weight decay 0.1, 5 epochs,
@@ -19,6 +20,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use llm_from_scratch::appendix_e::prepare_lora_classifier;
 use llm_from_scratch::ch04::{num_parameters, num_trainable_parameters};
 use llm_from_scratch::ch06::{
     calc_accuracy_loader, prepare_classifier, prepare_spam_splits, read_csv, save_classifier, set_drop_rate, train_classifier, AdamW,
@@ -40,8 +42,9 @@ pub struct FinetuneSpamArgs {
     pub epochs: usize,
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 5e-5)]
-    pub lr: f64,
+    /// Learning rate (default: the book's 5e-5, or appendix E's 8e-4 with --lora-rank).
+    #[arg(long)]
+    pub lr: Option<f64>,
     #[arg(long, default_value_t = 0.1)]
     pub weight_decay: f64,
     /// Evaluate the losses every this many steps.
@@ -56,6 +59,13 @@ pub struct FinetuneSpamArgs {
     /// Dropout rate during fine-tuning (the book's chapter 6 uses 0).
     #[arg(long, default_value_t = 0.0)]
     pub drop_rate: f64,
+    /// Appendix E: train LoRA updates of this rank on every linear layer (the head too) instead
+    /// of the last block, final norm and head.
+    #[arg(long)]
+    pub lora_rank: Option<i64>,
+    /// LoRA's alpha (the update is scaled by alpha / rank); the book uses alpha = rank = 16.
+    #[arg(long, requires = "lora_rank")]
+    pub lora_alpha: Option<f64>,
     /// Stop after this many steps (a quick run).
     #[arg(long)]
     pub max_steps: Option<usize>,
@@ -102,11 +112,19 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     }
     set_drop_rate(&mut model, args.drop_rate);
     cfg.drop_rate = args.drop_rate;
+    let lora = args.lora_rank.map(|rank| (rank, args.lora_alpha.unwrap_or(rank as f64)));
+    if lora.is_some_and(|(rank, _)| rank < 1) {
+        bail!("--lora-rank must be at least 1");
+    }
     let trainable = {
         let _rng = llm_from_scratch::rng_lock();
         llm_from_scratch::set_seed(seed); // the book's torch.manual_seed(123) before the new head
-        prepare_classifier(&mut model, &vs, 2)
+        match lora {
+            Some((rank, alpha)) => prepare_lora_classifier(&mut model, &vs, 2, rank, alpha),
+            None => prepare_classifier(&mut model, &vs, 2),
+        }
     };
+    let lr = args.lr.unwrap_or(if lora.is_some() { 8e-4 } else { 5e-5 });
     let parameters = num_parameters(&vs);
     assert_eq!(trainable, num_trainable_parameters(&vs));
 
@@ -133,7 +151,8 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     }
 
     // 6.7: fine-tuning.
-    let mut optimizer = AdamW::new(&vs, args.lr, args.weight_decay);
+    eprintln!("AdamW lr {lr}, weight decay {}{}", args.weight_decay, lora.map_or(String::new(), |(r, a)| format!(", LoRA rank {r} alpha {a}")));
+    let mut optimizer = AdamW::new(&vs, lr, args.weight_decay);
     let settings = ClassifierSettings { num_epochs: args.epochs, eval_freq: args.eval_freq, eval_iter: args.eval_iter, seed };
     let total_steps = (args.epochs * train_loader.len()).min(args.max_steps.unwrap_or(usize::MAX)) as u64;
     let bar = ProgressBar::new(total_steps);
@@ -168,7 +187,7 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     println!("Validation accuracy: {:.2}%", results.validation_accuracy * 100.0);
     println!("Test accuracy: {:.2}%", results.test_accuracy * 100.0);
 
-    let info = ClassifierInfo { num_classes: 2, max_length, pad_token_id: PAD_TOKEN_ID };
+    let info = ClassifierInfo { num_classes: 2, max_length, pad_token_id: PAD_TOKEN_ID, lora };
     save_classifier(&args.out, &vs, &cfg, &info)?;
     save_outputs(&args.out, &history, &results)?;
     eprintln!("classifier, history.json, results.json and the loss and accuracy plots in {}", args.out.display());
