@@ -32,6 +32,7 @@ use llm_from_scratch::plot::Figure;
 use serde::Serialize;
 
 use crate::model_source::ModelArgs;
+use crate::pretrain::say;
 
 /// Arguments of `llm finetune-spam`.
 #[derive(Args, Debug)]
@@ -192,15 +193,6 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     save_outputs(&args.out, &history, &results)?;
     eprintln!("classifier, history.json, results.json and the loss and accuracy plots in {}", args.out.display());
     Ok(())
-}
-
-/// Print a log line above the progress bar, or plainly when the bar is hidden.
-fn say(bar: &ProgressBar, line: &str) {
-    if bar.is_hidden() {
-        println!("{line}");
-    } else {
-        bar.println(line);
-    }
 }
 
 fn save_outputs(out: &Path, history: &ClassifierHistory, results: &Results) -> Result<()> {

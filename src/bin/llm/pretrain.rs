@@ -207,7 +207,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
 
 /// Print a log line above the progress bar, or plainly when the bar is hidden (not a terminal:
 /// indicatif then drops `println`).
-fn say(bar: &ProgressBar, line: &str) {
+pub fn say(bar: &ProgressBar, line: &str) {
     if bar.is_hidden() {
         println!("{line}");
     } else {
