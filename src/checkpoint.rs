@@ -93,7 +93,9 @@ impl Checkpoint {
 
 /// Save the model's variables (and AdamW's state, if given) with `meta` into the folder `dir`,
 /// creating it if needed. Writes to temporary files and renames them, so an interrupted save
-/// never leaves a broken checkpoint in place of the previous one.
+/// never leaves a broken checkpoint in place of the previous one. With an optimizer, the saved
+/// metadata records its hyper-parameters (whatever `meta.optimizer` says), so that
+/// [`Checkpoint::load_optimizer`] can restore it.
 pub fn save_checkpoint(dir: impl AsRef<Path>, vs: &VarStore, optimizer: Option<&AdamW>, meta: &CheckpointMeta) -> Result<()> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -111,7 +113,9 @@ pub fn save_checkpoint(dir: impl AsRef<Path>, vs: &VarStore, optimizer: Option<&
                 .map_err(|e| Error::Format { path: dir.join(CHECKPOINT_FILE), reason: format!("tensor '{name}': {e}") })
         })
         .collect::<Result<Vec<_>>>()?;
-    let json = serde_json::to_string_pretty(meta).expect("checkpoint metadata serialises");
+    let mut meta = meta.clone();
+    meta.optimizer = optimizer.map(AdamW::hyper_parameters);
+    let json = serde_json::to_string_pretty(&meta).expect("checkpoint metadata serialises");
     let header = HashMap::from([(METADATA_KEY.to_string(), json.clone())]);
     let bytes = safetensors::tensor::serialize(views, Some(header))
         .map_err(|e| Error::Format { path: dir.join(CHECKPOINT_FILE), reason: e.to_string() })?;
