@@ -26,6 +26,7 @@
 //! | [`checkpoint`] | chapter 5.4: checkpoints of model + AdamW + run state that resume exactly |
 //! | [`optim`] | chapter 5.2: AdamW with savable state (resumable runs), gradient clipping (appendix D) |
 //! | [`gpt2`] | chapter 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
+//! | [`tensor_file`] | the safetensors reader and atomic writer behind every weight file |
 //!
 //! The chapter modules [`ch03`] and [`ch04`] re-export what each chapter introduces, as the
 //! book's `llms_from_scratch.ch04` does.
@@ -50,6 +51,7 @@ pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod tokenizer;
+pub mod tensor_file;
 pub mod train;
 
 /// Chapter 2, "Working with text data": everything the chapter introduces, under the book's names.
