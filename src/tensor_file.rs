@@ -207,9 +207,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// [`write_atomic`] with the content written by `write` into the (buffered) temporary file,
 /// which is flushed to disk before the rename.
 pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = crate::data::temp_path(path);
     let result = (|| {
         let mut f = BufWriter::new(File::create(&tmp)?);
         write(&mut f)?;
