@@ -485,7 +485,14 @@ impl Figure for DecisionBoundary {
             .y_label_area_size(50)
             .build_cartesian_2d(self.x_range.0..self.x_range.1, self.y_range.0..self.y_range.1)
             .map_err(plot_err)?;
-        chart.configure_mesh().x_desc("x1").y_desc("x2").label_style((FONT, 13)).draw().map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .x_desc("x1")
+            .y_desc("x2")
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(plot_err)?;
         let (dx, dy) = ((self.x_range.1 - self.x_range.0) / (cols - 1) as f64, (self.y_range.1 - self.y_range.0) / (rows - 1) as f64);
         let cells = self.grid.iter().enumerate().flat_map(|(i, row)| {
             row.iter().enumerate().map(move |(j, &class)| {

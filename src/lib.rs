@@ -132,6 +132,8 @@ pub use device::{device, device_report, load_libtorch_cuda, rng_lock, set_seed, 
 pub use error::{Error, Result};
 /// The `tch` crate this library is built on, re-exported so notebooks need only one `:dep`.
 pub use tch;
+/// The `ndarray` crate (the version `tch` converts to and from), re-exported for the notebooks.
+pub use ndarray;
 
 /// Whether the notebooks and examples should run in quick mode: `LLM_QUICK=1` (set by the test
 /// command and CI) shrinks models and data so every notebook runs in minutes on a CPU. The

@@ -278,6 +278,7 @@ impl Figure for LrSchedulePlot {
             .configure_mesh()
             .x_desc("Steps")
             .y_desc("Learning rate")
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| format!("{v:.1e}"))
             .label_style((FONT, 13))
             .draw()
