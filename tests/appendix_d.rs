@@ -66,7 +66,7 @@ fn book_schedule_equals_the_book_formula_in_python() {
         assert!((g - w).abs() <= 1e-18, "step {step}: lr {g} vs Python's {w}");
     }
     // The landmarks: first step, last warmup step, first decay step, mid-decay, last step.
-    for (step, lr) in [(0, 1e-5), (26, 0.00096333333333333333), (27, 1e-3), (81, 5.05e-4), (134, 1.0209409709310705e-5)] {
+    for (step, lr) in [(0, 1e-5), (26, 0.000_963_333_333_333_333_3), (27, 1e-3), (81, 5.05e-4), (134, 1.0209409709310705e-5)] {
         assert!((got[step] - lr).abs() < 1e-12, "step {step}: {} != {lr}", got[step]);
     }
     let svg = LrSchedulePlot::from_schedule(&schedule).to_svg().unwrap();
