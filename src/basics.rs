@@ -513,14 +513,7 @@ impl Figure for DecisionBoundary {
                 .label(format!("class {label}"))
                 .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
+        crate::plot::draw_legend(&mut chart)?;
         Ok(())
     }
 }

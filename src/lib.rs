@@ -122,7 +122,7 @@ pub mod appendix_a {
 pub mod appendix_d {
     pub use crate::optim::AdamW;
     pub use crate::schedule::{
-        train_model, train_steps_scheduled, warmup_steps_for, LrSchedule, LrSchedulePlot, ScheduledHistory, StepExtras,
+        train_model, warmup_steps_for, LrSchedule, LrSchedulePlot, ScheduledHistory, StepExtras,
         TrainExtras,
     };
     pub use crate::train::{calc_loss_batch, evaluate_model, train_steps_with, TrainHistory};

@@ -125,6 +125,10 @@ impl TrainExtras {
 
     /// Between the backward pass and the update of `global_step`: set the optimizer's learning
     /// rate and clip the gradients (`torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)`).
+    ///
+    /// A resumable run with the extras is chapter 5's loop with this as its hook:
+    /// `train_steps_with(..., &mut state, max_steps, on_event, &mut |step, opt| { extras.apply(step, opt); })`
+    /// (the learning rate depends only on the global step, so nothing more needs saving).
     pub fn apply(&self, global_step: i64, optimizer: &mut AdamW) -> StepExtras {
         let lr = self.schedule.lr_at(global_step);
         optimizer.set_lr(lr);
@@ -134,44 +138,6 @@ impl TrainExtras {
         };
         StepExtras { lr, grad_norm }
     }
-}
-
-/// [`crate::train::train_steps`] with appendix D's extras at every step: resumable (the learning
-/// rate depends only on the global step). `on_step_extras` sees what each step set.
-#[allow(clippy::too_many_arguments)]
-pub fn train_steps_scheduled<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
-    model: &M,
-    train_loader: &DataLoader<D>,
-    val_loader: &DataLoader<V>,
-    optimizer: &mut AdamW,
-    device: Device,
-    settings: &TrainSettings,
-    extras: &TrainExtras,
-    tokenizer: &dyn Tokenizer,
-    context_size: i64,
-    state: &mut TrainState,
-    max_steps: Option<usize>,
-    on_event: &mut dyn FnMut(&TrainEvent),
-    on_step_extras: &mut dyn FnMut(i64, StepExtras),
-) -> Result<()> {
-    let mut before_update = |global_step: i64, optimizer: &mut AdamW| {
-        let done = extras.apply(global_step, optimizer);
-        on_step_extras(global_step, done);
-    };
-    train_steps_with(
-        model,
-        train_loader,
-        val_loader,
-        optimizer,
-        device,
-        settings,
-        tokenizer,
-        context_size,
-        state,
-        max_steps,
-        on_event,
-        &mut before_update,
-    )
 }
 
 /// What the book's `train_model` returns: the losses (in a [`TrainHistory`]), `track_lrs`, and
@@ -211,14 +177,13 @@ pub fn train_model<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
     let settings = TrainSettings::book(n_epochs, eval_freq, eval_iter, start_context);
     let mut state = TrainState::default();
     let (mut track_lrs, mut grad_norms) = (Vec::new(), Vec::new());
-    train_steps_scheduled(
+    train_steps_with(
         model,
         train_loader,
         val_loader,
         optimizer,
         device,
         &settings,
-        &extras,
         tokenizer,
         context_size,
         &mut state,
@@ -228,7 +193,8 @@ pub fn train_model<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
             TrainEvent::Sample { text, .. } => println!("{text}"),
             TrainEvent::Step { .. } => {}
         },
-        &mut |step, done| {
+        &mut |step, optimizer| {
+            let done = extras.apply(step, optimizer);
             track_lrs.push(done.lr);
             if let Some(norm) = done.grad_norm {
                 grad_norms.push((step, norm));
@@ -296,14 +262,7 @@ impl Figure for LrSchedulePlot {
                 .label(format!("end of warmup (step {w})"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
+        crate::plot::draw_legend(&mut chart)?;
         Ok(())
     }
 }
