@@ -149,7 +149,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
                 data: args.data.clone().expect("clap requires --data"),
                 batch_size: args.batch_size,
                 train_ratio: args.train_ratio,
-                extras: (args.warmup_steps.is_some() || args.clip.is_some()).then(|| ExtrasArgs {
+                extras: (args.warmup_steps.is_some() || args.clip.is_some()).then_some(ExtrasArgs {
                     peak_lr: args.lr,
                     initial_lr: args.initial_lr,
                     min_lr: args.min_lr,
