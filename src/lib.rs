@@ -27,6 +27,8 @@
 //! | [`optim`] | chapter 5.2: AdamW with savable state (resumable runs), gradient clipping (appendix D) |
 //! | [`gpt2`] | chapter 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
 //! | [`tensor_file`] | the safetensors reader and atomic writer behind every weight file |
+//! | [`basics`] | appendix A: tensors and `ndarray`, autograd, the `NeuralNetwork` MLP, the toy data set, training loop, decision boundary (facade [`appendix_a`]) |
+//! | [`schedule`] | appendix D: linear warmup, cosine decay, gradient clipping, `train_model` (facade [`appendix_d`]) |
 //!
 //! The chapter modules [`ch03`] and [`ch04`] re-export what each chapter introduces, as the
 //! book's `llms_from_scratch.ch04` does.
@@ -34,6 +36,7 @@
 //! Every public item uses the book's names in Rust case (`GptModel`, `create_dataloader_v1`).
 
 pub mod attention;
+pub mod basics;
 pub mod checkpoint;
 pub mod ch01;
 pub mod config;
@@ -50,6 +53,7 @@ pub mod layers;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod schedule;
 pub mod tokenizer;
 pub mod tensor_file;
 pub mod train;
@@ -103,10 +107,35 @@ pub mod ch05 {
     };
 }
 
+/// Appendix A, "Introduction to PyTorch" (here: tch): everything the appendix introduces.
+pub mod appendix_a {
+    pub use crate::basics::{
+        compute_accuracy, ndarray_to_tensor, tensor_to_ndarray, toy_loss_plot, torch_randperm, torch_shuffle_order,
+        train_neural_network, DecisionBoundary, EpochOrder, LogisticRegressionExample, NeuralNetwork, ToyDataset,
+        ToyTrainStep, TOY_X_TEST, TOY_X_TRAIN, TOY_Y_TEST, TOY_Y_TRAIN,
+    };
+    pub use crate::dataloader::{DataLoader, Dataset};
+    pub use crate::device::{device, set_seed};
+    pub use crate::figures::LossPlot;
+    pub use crate::model::{load_safetensors, num_parameters, num_trainable_parameters, save_safetensors};
+}
+
+/// Appendix D, "Adding bells and whistles to the training loop".
+pub mod appendix_d {
+    pub use crate::optim::AdamW;
+    pub use crate::schedule::{
+        train_model, warmup_steps_for, LrSchedule, LrSchedulePlot, ScheduledHistory, StepExtras,
+        TrainExtras,
+    };
+    pub use crate::train::{calc_loss_batch, evaluate_model, train_steps_with, TrainHistory};
+}
+
 pub use device::{device, device_report, load_libtorch_cuda, rng_lock, set_seed, DeviceReport};
 pub use error::{Error, Result};
 /// The `tch` crate this library is built on, re-exported so notebooks need only one `:dep`.
 pub use tch;
+/// The `ndarray` crate (the version `tch` converts to and from), re-exported for the notebooks.
+pub use ndarray;
 
 /// Whether the notebooks and examples should run in quick mode: `LLM_QUICK=1` (set by the test
 /// command and CI) shrinks models and data so every notebook runs in minutes on a CPU. The

@@ -222,6 +222,41 @@ pub fn train_steps<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
     max_steps: Option<usize>,
     on_event: &mut dyn FnMut(&TrainEvent),
 ) -> Result<()> {
+    let mut no_change = |_: i64, _: &mut AdamW| {};
+    train_steps_with(
+        model,
+        train_loader,
+        val_loader,
+        optimizer,
+        device,
+        settings,
+        tokenizer,
+        context_size,
+        state,
+        max_steps,
+        on_event,
+        &mut no_change,
+    )
+}
+
+/// [`train_steps`], calling `before_update(global_step, optimizer)` after each backward pass
+/// and before the update: appendix D sets the step's learning rate and clips the gradients
+/// there ([`crate::schedule`]).
+#[allow(clippy::too_many_arguments)]
+pub fn train_steps_with<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
+    model: &M,
+    train_loader: &DataLoader<D>,
+    val_loader: &DataLoader<V>,
+    optimizer: &mut AdamW,
+    device: Device,
+    settings: &TrainSettings,
+    tokenizer: &dyn Tokenizer,
+    context_size: i64,
+    state: &mut TrainState,
+    max_steps: Option<usize>,
+    on_event: &mut dyn FnMut(&TrainEvent),
+    before_update: &mut dyn FnMut(i64, &mut AdamW),
+) -> Result<()> {
     let mut steps_left = max_steps.unwrap_or(usize::MAX);
     let started = Instant::now();
     let tokens_at_start = state.tokens_seen;
@@ -238,7 +273,10 @@ pub fn train_steps<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
             // The book's `zero_grad(); loss.backward(); step()`, with gradients created by the
             // backward pass instead of accumulated into zero-filled `.grad` fields (same
             // values; faster and 0.5 GB less memory for GPT-2 small, see `AdamW::backward`).
-            optimizer.backward_step(&loss);
+            optimizer.zero_grad();
+            optimizer.backward(&loss);
+            before_update(global_step, optimizer);
+            optimizer.step();
             state.tokens_seen += input_batch.numel() as i64;
             state.steps_done += 1;
             state.batch_in_epoch += 1;
