@@ -26,6 +26,7 @@
 //! | [`checkpoint`] | chapter 5.4: checkpoints of model + AdamW + run state that resume exactly |
 //! | [`optim`] | chapter 5.2: AdamW with savable state (resumable runs), gradient clipping (appendix D) |
 //! | [`gpt2`] | chapter 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
+//! | [`instruct`], [`judge`] | chapter 7: instruction data, collate, finetuning, responses, offline scores; the judge model (facade [`ch07`]) |
 //!
 //! The chapter modules [`ch03`] and [`ch04`] re-export what each chapter introduces, as the
 //! book's `llms_from_scratch.ch04` does.
@@ -45,6 +46,8 @@ pub mod figures;
 pub mod generate;
 pub mod gpt2;
 pub mod init;
+pub mod instruct;
+pub mod judge;
 pub mod layers;
 pub mod model;
 pub mod optim;
@@ -98,6 +101,19 @@ pub mod ch05 {
     pub use crate::train::{
         calc_loss_batch, calc_loss_loader, cross_entropy, eval_log_line, evaluate_model, generate_sample, perplexity,
         train_model_simple, train_steps, TrainEvent, TrainHistory, TrainSettings, TrainState,
+    };
+}
+
+/// Chapter 7, "Fine-tuning to follow instructions".
+pub mod ch07 {
+    pub use crate::instruct::{
+        create_instruction_loaders, custom_collate_fn, extract_response, format_example, format_input, format_response,
+        generate_response, generate_responses, instruction_data, load_instruction_data, mean_rouge_l,
+        parse_instruction_data, response_loss, rouge_l, save_responses, train_test_val_split, CollateSettings,
+        InstructionDataset, InstructionEntry, IGNORE_INDEX, PAD_TOKEN_ID, PROMPT_PREAMBLE, RESPONSES_FILE,
+    };
+    pub use crate::judge::{
+        average_score, judge_prompt, parse_chat_reply, parse_score, ChatApi, Judge, DEFAULT_JUDGE_MODEL, OLLAMA_CHAT_URL,
     };
 }
 
