@@ -404,7 +404,7 @@ pub fn save_responses(path: impl AsRef<Path>, entries: &[InstructionEntry]) -> R
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, formatter);
     serde::Serialize::serialize(entries, &mut ser)
         .map_err(|e| Error::Format { path: path.to_path_buf(), reason: e.to_string() })?;
-    crate::checkpoint::write_atomic(path, &buf)
+    crate::tensor_file::write_atomic(path, &buf)
 }
 
 /// The book's file name for the test set with the model's responses.

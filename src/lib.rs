@@ -26,6 +26,7 @@
 //! | [`checkpoint`] | chapter 5.4: checkpoints of model + AdamW + run state that resume exactly |
 //! | [`optim`] | chapter 5.2: AdamW with savable state (resumable runs), gradient clipping (appendix D) |
 //! | [`gpt2`] | chapter 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
+//! | [`tensor_file`] | the safetensors reader and atomic writer behind every weight file |
 //! | [`instruct`], [`judge`] | chapter 7: instruction data, collate, finetuning, responses, offline scores; the judge model (facade [`ch07`]) |
 //!
 //! The chapter modules [`ch03`] and [`ch04`] re-export what each chapter introduces, as the
@@ -53,6 +54,7 @@ pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod tokenizer;
+pub mod tensor_file;
 pub mod train;
 
 /// Chapter 2, "Working with text data": everything the chapter introduces, under the book's names.
@@ -100,7 +102,7 @@ pub mod ch05 {
     pub use crate::optim::AdamW;
     pub use crate::train::{
         calc_loss_batch, calc_loss_loader, cross_entropy, eval_log_line, evaluate_model, generate_sample, perplexity,
-        train_model_simple, train_steps, TrainEvent, TrainHistory, TrainSettings, TrainState,
+        text_to_token_ids, token_ids_to_text, train_model_simple, train_steps, TrainEvent, TrainHistory, TrainSettings, TrainState,
     };
 }
 

@@ -97,6 +97,22 @@ pub fn evaluate_model<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
     (train_loss, val_loss)
 }
 
+/// Listing 5.1, `text_to_token_ids`: a text's token ids as a batch of one.
+///
+/// # Shapes
+/// → `[1, num_tokens]` (int64, on the CPU)
+pub fn text_to_token_ids(text: &str, tokenizer: &dyn Tokenizer) -> Result<Tensor> {
+    let ids: Vec<i64> = tokenizer.encode_text(text)?.into_iter().map(i64::from).collect();
+    Ok(Tensor::from_slice(&ids).unsqueeze(0)) // [1, num_tokens]
+}
+
+/// Listing 5.1, `token_ids_to_text`: decode a batch of one (`[1, n]`) or a plain `[n]` of ids.
+pub fn token_ids_to_text(token_ids: &Tensor, tokenizer: &dyn Tokenizer) -> Result<String> {
+    let flat = token_ids.flatten(0, -1).to_device(Device::Cpu).to_kind(tch::Kind::Int64); // [n]
+    let ids: Vec<u32> = Vec::<i64>::try_from(&flat).expect("int64 ids").into_iter().map(|i| i as u32).collect();
+    tokenizer.decode_ids(&ids)
+}
+
 /// Listing 5.3 (`generate_and_print_sample`): a greedy continuation of `start_context` of
 /// `max_new_tokens` tokens, decoded, with newlines shown as spaces (the book prints it on one line).
 pub fn generate_sample<M: ModuleT + ?Sized>(
@@ -107,15 +123,9 @@ pub fn generate_sample<M: ModuleT + ?Sized>(
     start_context: &str,
     max_new_tokens: i64,
 ) -> Result<String> {
-    let ids: Vec<i64> = tokenizer.encode_text(start_context)?.into_iter().map(i64::from).collect();
-    let idx = Tensor::from_slice(&ids).unsqueeze(0).to_device(device); // [1, num_tokens]
+    let idx = text_to_token_ids(start_context, tokenizer)?.to_device(device); // [1, num_tokens]
     let out = generate_text_simple(model, &idx, max_new_tokens, context_size);
-    let out: Vec<u32> = Vec::<i64>::try_from(out.squeeze_dim(0).to_device(Device::Cpu))
-        .expect("int64 ids")
-        .into_iter()
-        .map(|i| i as u32)
-        .collect();
-    Ok(tokenizer.decode_ids(&out)?.replace('\n', " "))
+    Ok(token_ids_to_text(&out, tokenizer)?.replace('\n', " "))
 }
 
 /// What a training run recorded: one entry per evaluation, in the book's three lists plus the
