@@ -35,8 +35,9 @@ use crate::data::{DataStore, INSTRUCTION_DATA};
 use crate::dataloader::{DataLoader, Dataset};
 use crate::error::{Error, Result};
 use crate::generate::generate;
+use crate::model::GptModel;
 use crate::tokenizer::{Tokenizer, ENDOFTEXT_ID};
-use crate::train::calc_loss_loader;
+use crate::train::{calc_loss_loader, text_to_token_ids, token_ids_to_text};
 
 /// The first sentence of every prompt (the Alpaca prompt style, section 7.2).
 pub const PROMPT_PREAMBLE: &str =
@@ -342,6 +343,17 @@ pub fn create_instruction_loaders<T: Tokenizer + ?Sized>(
     ))
 }
 
+/// Set every dropout rate of `model` to `drop_rate` (embeddings, attention weights, shortcuts).
+/// Section 7.5 finetunes with the book's `BASE_CONFIG`, whose `drop_rate` is 0.0, while a model
+/// built from GPT-2's `config.json` (or a chapter 5 checkpoint) has 0.1.
+pub fn set_drop_rate(model: &mut GptModel, drop_rate: f64) {
+    model.drop_emb.p = drop_rate;
+    for block in &mut model.trf_blocks {
+        block.att.dropout.p = drop_rate;
+        block.drop_shortcut.p = drop_rate;
+    }
+}
+
 /// Section 7.7: the response in a generated text: what follows the prompt `input_text`, with
 /// `### Response:` removed and surrounding whitespace trimmed (the book's
 /// `generated_text[len(input_text):].replace("### Response:", "").strip()`).
@@ -367,11 +379,9 @@ pub fn generate_response<M: ModuleT + ?Sized>(
     device: Device,
 ) -> Result<String> {
     let input_text = format_input(entry);
-    let ids: Vec<i64> = tokenizer.encode_text(&input_text)?.into_iter().map(i64::from).collect();
-    let idx = Tensor::from_slice(&ids).unsqueeze(0).to_device(device); // [1, num_tokens]
-    let out = generate(model, &idx, max_new_tokens, context_size, 0.0, None, Some(PAD_TOKEN_ID));
-    let out: Vec<u32> = Vec::<i64>::try_from(out.squeeze_dim(0).to_device(Device::Cpu))?.into_iter().map(|i| i as u32).collect();
-    let generated_text = tokenizer.decode_ids(&out)?;
+    let idx = text_to_token_ids(&input_text, tokenizer)?.to_device(device); // [1, num_tokens]
+    let token_ids = generate(model, &idx, max_new_tokens, context_size, 0.0, None, Some(PAD_TOKEN_ID));
+    let generated_text = token_ids_to_text(&token_ids, tokenizer)?;
     Ok(extract_response(&generated_text, &input_text))
 }
 

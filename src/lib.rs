@@ -111,7 +111,7 @@ pub mod ch07 {
     pub use crate::instruct::{
         create_instruction_loaders, custom_collate_fn, extract_response, format_example, format_input, format_response,
         generate_response, generate_responses, instruction_data, load_instruction_data, mean_rouge_l,
-        parse_instruction_data, response_loss, rouge_l, save_responses, train_test_val_split, CollateSettings,
+        parse_instruction_data, response_loss, rouge_l, save_responses, set_drop_rate, train_test_val_split, CollateSettings,
         InstructionDataset, InstructionEntry, IGNORE_INDEX, PAD_TOKEN_ID, PROMPT_PREAMBLE, RESPONSES_FILE,
     };
     pub use crate::judge::{

@@ -5,18 +5,9 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-fn llm(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_llm")).args(args).output().expect("run llm");
-    assert!(
-        out.status.success(),
-        "llm {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::{llm, llm_ok};
 
 /// `llm chat` with `stdin` piped in; it must exit 0 at the end of input.
 fn chat(model: &str, stdin: &str) -> String {
@@ -68,6 +59,7 @@ fn finetune_instruct_then_respond_and_chat_with_the_saved_model() {
 
     let out = llm(&["finetune-instruct", "--config", c, "--data", d, "--epochs", "4", "--lr", "1e-2", "--eval-freq", "1", "--eval-iter", "1", "--sample-tokens", "2", "--max-new-tokens", "12", "--out", o]);
     let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "llm finetune-instruct failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("Ep 1 (Step 000000): Train loss ") && stdout.contains("Model response:\n>> "), "the book's lines:\n{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("10 entries: 8 training, 1 test, 1 validation"), "{stderr}");
@@ -85,8 +77,8 @@ fn finetune_instruct_then_respond_and_chat_with_the_saved_model() {
     let response = answered[0]["model_response"].as_str().unwrap().to_string();
 
     // `respond` loads the saved model and answers the test instruction as finetune-instruct did.
-    let out = llm(&["respond", "--model", o, "--instruction", "Translate to French.", "--input", "Thank you", "--max-new-tokens", "12"]);
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{response}\n"), "same model, same greedy answer");
+    let said = llm_ok(&["respond", "--model", o, "--instruction", "Translate to French.", "--input", "Thank you", "--max-new-tokens", "12"]);
+    assert_eq!(said, format!("{response}\n"), "same model, same greedy answer");
 
     // `chat`: the same answer for the same instruction and input, then the end of input.
     let said = chat(o, "/input Thank you\nTranslate to French.\n");
@@ -99,10 +91,7 @@ fn finetune_instruct_then_respond_and_chat_with_the_saved_model() {
 fn finetune_instruct_names_the_bad_entry() {
     let file = std::env::temp_dir().join(format!("llm-fs-bad-instructions-{}.json", std::process::id()));
     std::fs::write(&file, r#"[{"instruction": "a", "input": "", "output": "b"}, {"instruction": "a", "output": "b"}]"#).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_llm"))
-        .args(["finetune-instruct", "--config", "tiny", "--data", file.to_str().unwrap(), "--out", "/tmp/unused-llm-fs-instruct"])
-        .output()
-        .unwrap();
+    let out = llm(&["finetune-instruct", "--config", "tiny", "--data", file.to_str().unwrap(), "--out", "/tmp/unused-llm-fs-instruct"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("data[1]") && stderr.contains("missing field 'input'"), "{stderr}");
     std::fs::remove_file(&file).unwrap();

@@ -27,7 +27,7 @@ use llm_from_scratch::ch02::{BpeTokenizer, DataStore};
 use llm_from_scratch::ch05::{evaluate_model, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, TrainEvent, TrainSettings, TrainState};
 use llm_from_scratch::ch07::{
     average_score, create_instruction_loaders, format_input, generate_responses, instruction_data, load_instruction_data,
-    mean_rouge_l, response_loss, save_responses, train_test_val_split, ChatApi, Judge, DEFAULT_JUDGE_MODEL,
+    mean_rouge_l, response_loss, save_responses, set_drop_rate, train_test_val_split, ChatApi, Judge, DEFAULT_JUDGE_MODEL,
     OLLAMA_CHAT_URL, RESPONSES_FILE,
 };
 use llm_from_scratch::plot::Figure;
@@ -167,13 +167,8 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.drop_rate) {
         bail!("--drop-rate must be in [0, 1), not {}", args.drop_rate);
     }
-    let p = args.drop_rate;
-    loaded.cfg.drop_rate = p;
-    loaded.model.drop_emb.p = p;
-    for block in &mut loaded.model.trf_blocks {
-        block.att.dropout.p = p;
-        block.drop_shortcut.p = p;
-    }
+    loaded.cfg.drop_rate = args.drop_rate;
+    set_drop_rate(&mut loaded.model, args.drop_rate);
     let cfg = loaded.cfg.clone();
     let (vs, model) = (&loaded.vs, &loaded.model);
     let allowed_max_length = args.allowed_max_length.min(cfg.context_length as usize);
