@@ -313,7 +313,8 @@ impl Dataset for InstructionDataset {
     }
 
     /// # Shapes
-    /// inputs and targets `[indices.len(), longest + 1 - 1]` (cut to `allowed_max_length`), i64.
+    /// inputs and targets `[indices.len(), n]`, i64, where `n` is the longest example's length
+    /// (one `<|endoftext|>` appended, one token lost to the shift), cut to `allowed_max_length`.
     fn batch(&self, indices: &[usize]) -> (Tensor, Tensor) {
         let items: Vec<&[i64]> = indices.iter().map(|&i| self.encoded_texts[i].as_slice()).collect();
         let lengths: Vec<usize> = indices.iter().map(|&i| self.prompt_lengths[i]).collect();

@@ -139,6 +139,9 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    if args.allowed_max_length < 2 {
+        bail!("--allowed-max-length must be at least 2 (an input token and its target), not {}", args.allowed_max_length);
+    }
     let judge_api: ChatApi = args.judge_api.parse()?;
 
     // Data: the book's file through the data module, or the given one; split 85 / 10 / 5.
