@@ -29,6 +29,7 @@
 //! | [`tensor_file`] | the safetensors reader and atomic writer behind every weight file |
 //! | [`basics`] | appendix A: tensors and `ndarray`, autograd, the `NeuralNetwork` MLP, the toy data set, training loop, decision boundary (facade [`appendix_a`]) |
 //! | [`schedule`] | appendix D: linear warmup, cosine decay, gradient clipping, `train_model` (facade [`appendix_d`]) |
+//! | [`instruct`], [`judge`] | chapter 7: instruction data, collate, finetuning, responses, offline scores; the judge model (facade [`ch07`]) |
 //!
 //! The chapter modules [`ch03`] and [`ch04`] re-export what each chapter introduces, as the
 //! book's `llms_from_scratch.ch04` does.
@@ -49,6 +50,8 @@ pub mod figures;
 pub mod generate;
 pub mod gpt2;
 pub mod init;
+pub mod instruct;
+pub mod judge;
 pub mod layers;
 pub mod model;
 pub mod optim;
@@ -128,6 +131,19 @@ pub mod appendix_d {
         TrainExtras,
     };
     pub use crate::train::{calc_loss_batch, evaluate_model, train_steps_with, TrainHistory};
+}
+
+/// Chapter 7, "Fine-tuning to follow instructions".
+pub mod ch07 {
+    pub use crate::instruct::{
+        create_instruction_loaders, custom_collate_fn, extract_response, format_example, format_input, format_response,
+        generate_response, generate_responses, instruction_data, load_instruction_data, mean_rouge_l,
+        parse_instruction_data, response_loss, rouge_l, save_responses, set_drop_rate, train_test_val_split, CollateSettings,
+        InstructionDataset, InstructionEntry, IGNORE_INDEX, PAD_TOKEN_ID, PROMPT_PREAMBLE, RESPONSES_FILE,
+    };
+    pub use crate::judge::{
+        average_score, judge_prompt, parse_chat_reply, parse_score, ChatApi, Judge, DEFAULT_JUDGE_MODEL, OLLAMA_CHAT_URL,
+    };
 }
 
 pub use device::{device, device_report, load_libtorch_cuda, rng_lock, set_seed, DeviceReport};

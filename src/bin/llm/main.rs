@@ -4,9 +4,12 @@
 //! `pretrain`, `finetune-spam`, `finetune-instruct`, `classify` and `bench`.
 
 mod bench;
+mod chat;
+mod finetune_instruct;
 mod generate;
 mod model_source;
 mod pretrain;
+mod respond;
 mod tokenize;
 
 use anyhow::Result;
@@ -29,6 +32,12 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Chapter 5: pretrain a GPT model on a text, with checkpoints that resume.
     Pretrain(pretrain::PretrainArgs),
+    /// Chapter 7: finetune a GPT model to follow instructions, answer the test set and score it.
+    FinetuneInstruct(finetune_instruct::FinetuneInstructArgs),
+    /// Chapter 7: the response of an instruction-finetuned model to one instruction.
+    Respond(respond::RespondArgs),
+    /// Chapter 7: an interactive loop of instructions and responses (ends at /quit or end of input).
+    Chat(chat::ChatArgs),
     /// Throughput measurements, one JSON line each.
     Bench {
         #[command(subcommand)]
@@ -43,6 +52,9 @@ fn main() -> Result<()> {
         Command::Tokenize(args) => tokenize::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Pretrain(args) => pretrain::run(args),
+        Command::FinetuneInstruct(args) => finetune_instruct::run(args),
+        Command::Respond(args) => respond::run(args),
+        Command::Chat(args) => chat::run(args),
         Command::Bench { command } => bench::run(command),
     }
 }
