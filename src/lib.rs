@@ -106,7 +106,7 @@ pub mod ch05 {
     pub use crate::optim::AdamW;
     pub use crate::train::{
         calc_loss_batch, calc_loss_loader, cross_entropy, eval_log_line, evaluate_model, generate_sample, perplexity,
-        text_to_token_ids, token_ids_to_text, train_model_simple, train_steps, TrainEvent, TrainHistory, TrainSettings, TrainState,
+        print_book_lines, text_to_token_ids, token_ids_to_text, train_model_simple, train_steps, TrainEvent, TrainHistory, TrainSettings, TrainState,
     };
 }
 

@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::optim::AdamW;
 use crate::plot::{evcxr_figure, plot_err, Figure, FONT};
 use crate::tokenizer::Tokenizer;
-use crate::train::{train_steps_with, TrainEvent, TrainHistory, TrainSettings, TrainState};
+use crate::train::{print_book_lines, train_steps_with, TrainHistory, TrainSettings, TrainState};
 
 /// The book's number of warmup steps: `int(fraction * total_steps)` (appendix D uses 0.2).
 pub fn warmup_steps_for(total_steps: i64, fraction: f64) -> i64 {
@@ -188,11 +188,7 @@ pub fn train_model<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
         context_size,
         &mut state,
         None,
-        &mut |event| match event {
-            TrainEvent::Eval { line, .. } => println!("{line}"),
-            TrainEvent::Sample { text, .. } => println!("{text}"),
-            TrainEvent::Step { .. } => {}
-        },
+        &mut print_book_lines,
         &mut |step, optimizer| {
             let done = extras.apply(step, optimizer);
             track_lrs.push(done.lr);

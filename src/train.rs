@@ -309,6 +309,16 @@ pub fn train_steps_with<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
     Ok(())
 }
 
+/// Print what the book's training loops print: the evaluation lines and the sample after each
+/// epoch (the `on_event` of [`train_model_simple`] and appendix D's `train_model`).
+pub fn print_book_lines(event: &TrainEvent) {
+    match event {
+        TrainEvent::Eval { line, .. } => println!("{line}"),
+        TrainEvent::Sample { text, .. } => println!("{text}"),
+        TrainEvent::Step { .. } => {}
+    }
+}
+
 /// Listing 5.3, `train_model_simple`: train for `num_epochs`, evaluating every `eval_freq`
 /// steps on `eval_iter` batches, printing the book's log lines and a sample after each epoch.
 /// Returns the history (the book's `train_losses, val_losses, track_tokens_seen` and more).
@@ -339,11 +349,7 @@ pub fn train_model_simple<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
         context_size,
         &mut state,
         None,
-        &mut |event| match event {
-            TrainEvent::Eval { line, .. } => println!("{line}"),
-            TrainEvent::Sample { text, .. } => println!("{text}"),
-            TrainEvent::Step { .. } => {}
-        },
+        &mut print_book_lines,
     )?;
     Ok(state.history)
 }
