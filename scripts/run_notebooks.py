@@ -9,7 +9,8 @@ project's Jupyter kernel `llm-from-scratch`, and writes the executed copies to t
   * "panicked at" anywhere in a cell's output (evcxr reports a panic as text, and a headless
     `jupyter execute` would still exit 0),
   * text on stderr: a `?` that returned `Err` makes evcxr print the error there (the reply still
-    says "ok"), and nothing else in these notebooks writes to stderr,
+    says "ok"), and nothing else in these notebooks writes to stderr but the data module's
+    progress lines ("downloading <file> from <url>"), which are not counted,
   * a cell whose value is an `Err(...)`,
   * a cell that runs past --timeout seconds, or a kernel that dies.
 
@@ -27,6 +28,7 @@ real run, so the notebooks read well on a code host).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -35,6 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 KERNEL = "llm-from-scratch"
 PANIC = "panicked at"
 ALLOW_ERROR_TAG = "allow-error"
+# stderr lines that report progress, not errors: the data module's `downloading <file> from <url>`.
+PROGRESS_LINE = re.compile(r"^downloading \S+ from \S+$")
 
 
 class NotebookFailure(Exception):
@@ -64,6 +68,7 @@ def cell_problems(cell: dict) -> list[str]:
     allow_error = ALLOW_ERROR_TAG in cell.get("metadata", {}).get("tags", [])
     outputs = cell.get("outputs", [])
     stderr = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    stderr = "\n".join(line for line in stderr.splitlines() if not PROGRESS_LINE.match(line.strip()))
     for output in outputs:
         if output.get("output_type") == "error":
             what = output.get("evalue") or "".join(output.get("traceback", [])) or output.get("ename", "")

@@ -14,18 +14,18 @@
 //! temporary file in the same folder, flushed, then renamed over the old one, so a save that is
 //! interrupted leaves the previous checkpoint whole.
 
-use std::collections::HashMap;
-use std::io::Write;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use tch::nn::VarStore;
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 use crate::config::GptConfig;
 use crate::error::{Error, Result};
 use crate::model::copy_named_into;
 use crate::optim::{AdamW, AdamWHyper};
+use crate::tensor_file::{write_safetensors, SafetensorsFile};
+pub use crate::tensor_file::write_atomic;
 use crate::train::{TrainSettings, TrainState};
 
 /// The checkpoint file inside a checkpoint folder.
@@ -93,7 +93,9 @@ impl Checkpoint {
 
 /// Save the model's variables (and AdamW's state, if given) with `meta` into the folder `dir`,
 /// creating it if needed. Writes to temporary files and renames them, so an interrupted save
-/// never leaves a broken checkpoint in place of the previous one.
+/// never leaves a broken checkpoint in place of the previous one. With an optimizer, the saved
+/// metadata records its hyper-parameters (whatever `meta.optimizer` says), so that
+/// [`Checkpoint::load_optimizer`] can restore it.
 pub fn save_checkpoint(dir: impl AsRef<Path>, vs: &VarStore, optimizer: Option<&AdamW>, meta: &CheckpointMeta) -> Result<()> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -101,21 +103,10 @@ pub fn save_checkpoint(dir: impl AsRef<Path>, vs: &VarStore, optimizer: Option<&
     if let Some(opt) = optimizer {
         named.extend(opt.state_tensors().into_iter().map(|(n, t)| (format!("{OPTIMIZER_PREFIX}{n}"), t)));
     }
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    let buffers = named.iter().map(|(name, t)| tensor_bytes(name, t)).collect::<Result<Vec<_>>>()?;
-    let views = buffers
-        .iter()
-        .map(|(name, dtype, shape, data)| {
-            TensorView::new(*dtype, shape.clone(), data)
-                .map(|v| (name.as_str(), v))
-                .map_err(|e| Error::Format { path: dir.join(CHECKPOINT_FILE), reason: format!("tensor '{name}': {e}") })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let json = serde_json::to_string_pretty(meta).expect("checkpoint metadata serialises");
-    let header = HashMap::from([(METADATA_KEY.to_string(), json.clone())]);
-    let bytes = safetensors::tensor::serialize(views, Some(header))
-        .map_err(|e| Error::Format { path: dir.join(CHECKPOINT_FILE), reason: e.to_string() })?;
-    write_atomic(&dir.join(CHECKPOINT_FILE), &bytes)?;
+    let mut meta = meta.clone();
+    meta.optimizer = optimizer.map(AdamW::hyper_parameters);
+    let json = serde_json::to_string_pretty(&meta).expect("checkpoint metadata serialises");
+    write_safetensors(&dir.join(CHECKPOINT_FILE), &named, &BTreeMap::from([(METADATA_KEY.to_string(), json.clone())]))?;
     write_atomic(&dir.join(METADATA_FILE), json.as_bytes())
 }
 
@@ -124,34 +115,19 @@ pub fn save_checkpoint(dir: impl AsRef<Path>, vs: &VarStore, optimizer: Option<&
 pub fn read_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint> {
     let path = path.as_ref();
     let file = if path.is_dir() { path.join(CHECKPOINT_FILE) } else { path.to_path_buf() };
-    let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
+    let st = SafetensorsFile::open(&file)?;
     let bad = |reason: String| Error::Format { path: file.clone(), reason };
-    let (_, header) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| bad(format!("not a readable safetensors file (truncated or corrupted?): {e}")))?;
-    let json = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(METADATA_KEY))
+    let json = st
+        .metadata
+        .get(METADATA_KEY)
         .ok_or_else(|| bad(format!("no '{METADATA_KEY}' metadata: not a checkpoint written by llm-from-scratch")))?;
     let meta: CheckpointMeta = serde_json::from_str(json).map_err(|e| bad(format!("checkpoint metadata: {e}")))?;
     if meta.format_version != FORMAT_VERSION {
         return Err(bad(format!("checkpoint format {} (this version reads {FORMAT_VERSION})", meta.format_version)));
     }
-    let tensors = SafeTensors::deserialize(&bytes)
-        .map_err(|e| bad(format!("not a readable safetensors file (truncated or corrupted?): {e}")))?;
     let mut model = HashMap::new();
     let mut optimizer = Vec::new();
-    for (name, view) in tensors.tensors() {
-        let kind = match view.dtype() {
-            Dtype::F32 => Kind::Float,
-            Dtype::F64 => Kind::Double,
-            Dtype::I64 => Kind::Int64,
-            Dtype::BF16 => Kind::BFloat16,
-            Dtype::F16 => Kind::Half,
-            other => return Err(bad(format!("tensor '{name}' has dtype {other:?}, which checkpoints do not use"))),
-        };
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        let t = Tensor::f_from_data_size(view.data(), &shape, kind).map_err(|e| bad(format!("tensor '{name}': {e}")))?;
+    for (name, t) in st.read_all()? {
         match name.strip_prefix(OPTIMIZER_PREFIX) {
             Some(rest) => optimizer.push((rest.to_string(), t)),
             None => {
@@ -163,38 +139,4 @@ pub fn read_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint> {
     Ok(Checkpoint { path: file, meta, model, optimizer })
 }
 
-/// `(name, dtype, shape, little-endian bytes)` of a tensor, copied to the CPU.
-fn tensor_bytes(name: &str, t: &Tensor) -> Result<(String, Dtype, Vec<usize>, Vec<u8>)> {
-    let t = t.detach().to_device(Device::Cpu).contiguous();
-    let (dtype, width) = match t.kind() {
-        Kind::Float => (Dtype::F32, 4),
-        Kind::Double => (Dtype::F64, 8),
-        Kind::Int64 => (Dtype::I64, 8),
-        Kind::BFloat16 => (Dtype::BF16, 2),
-        Kind::Half => (Dtype::F16, 2),
-        other => {
-            return Err(Error::Format { path: PathBuf::from(name), reason: format!("cannot save a {other:?} tensor in a checkpoint") })
-        }
-    };
-    let numel = t.numel();
-    let mut data = vec![0u8; numel * width];
-    t.f_copy_data_u8(&mut data, numel)?;
-    Ok((name.to_string(), dtype, t.size().iter().map(|&d| d as usize).collect(), data))
-}
 
-/// Write `bytes` to `path` through a temporary file in the same folder and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}

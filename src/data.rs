@@ -478,7 +478,7 @@ fn extract_member(zip_path: &Path, member: &str, out: &Path) -> Result<String> {
 }
 
 /// A temporary name next to `dest`, unique to this process and call.
-fn temp_path(dest: &Path) -> PathBuf {
+pub(crate) fn temp_path(dest: &Path) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

@@ -66,6 +66,9 @@ pub enum Error {
     /// The weight file holds a tensor that the model has no parameter for.
     #[error("{path}: tensor '{name}' is not a parameter of the model")]
     UnexpectedTensor { name: String, path: PathBuf },
+    /// A judge model's chat server (chapter 7.8) could not be reached or answered badly.
+    #[error("judge at {url}: {reason}")]
+    Judge { url: String, reason: String },
 }
 
 /// `Result` with this crate's [`Error`].

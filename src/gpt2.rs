@@ -33,16 +33,16 @@
 //! the causal-mask buffers `h.{i}.attn.bias`. Both load.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use tch::nn::{self, VarStore};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::config::GptConfig;
 use crate::data::{DataStore, HfCheckpoint, HF_GPT2_CHECKPOINTS};
 use crate::error::{Error, Result};
 use crate::model::GptModel;
+pub use crate::tensor_file::{SafetensorsEntry, SafetensorsFile};
 
 /// The LayerNorm epsilon of the book's `LayerNorm` (and of GPT-2).
 const BOOK_LAYER_NORM_EPS: f64 = 1e-5;
@@ -114,130 +114,6 @@ impl GptConfig {
         })?;
         Ok(cfg)
     }
-}
-
-/// One tensor's entry in a safetensors header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SafetensorsEntry {
-    /// The element type (`F32`, `F16`, `BF16`, ...) as a tch kind.
-    pub kind: Kind,
-    pub shape: Vec<i64>,
-    /// Byte range within the data section (after the header).
-    pub begin: u64,
-    pub end: u64,
-}
-
-/// A safetensors file opened for reading one tensor at a time, so that loading GPT-2 XL (6 GB)
-/// needs memory for the model plus one tensor, not for a second copy of the whole file.
-///
-/// The format: 8 bytes (little-endian u64) giving the header's length `n`, `n` bytes of JSON
-/// `{"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...}`, then the
-/// tensors' bytes (little-endian). [`open`](Self::open) checks the header against the file's
-/// length, so a truncated or damaged file is an error naming the file, never a panic.
-#[derive(Debug, Clone)]
-pub struct SafetensorsFile {
-    pub path: PathBuf,
-    /// Where the data section starts (8 + header length).
-    pub data_start: u64,
-    /// The tensors by name.
-    pub entries: BTreeMap<String, SafetensorsEntry>,
-}
-
-impl SafetensorsFile {
-    /// Read and check the header of the safetensors file at `path`.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let bad = |reason: String| Error::Format { path: path.into(), reason };
-        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-        if file_len < 8 {
-            return Err(bad(format!("not a safetensors file: {file_len} bytes, shorter than the 8-byte header length")));
-        }
-        let mut len_bytes = [0u8; 8];
-        f.read_exact(&mut len_bytes).map_err(|e| Error::io(path, e))?;
-        let header_len = u64::from_le_bytes(len_bytes);
-        if header_len > file_len - 8 || header_len > 100_000_000 {
-            return Err(bad(format!(
-                "truncated or not a safetensors file: the header claims {header_len} bytes, the file has {file_len} in all"
-            )));
-        }
-        let mut header = vec![0u8; header_len as usize];
-        f.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
-        let json: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&header).map_err(|e| bad(format!("the safetensors header is not a JSON object: {e}")))?;
-        let data_start = 8 + header_len;
-        let data_len = file_len - data_start;
-        let mut entries = BTreeMap::new();
-        for (name, v) in json {
-            if name == "__metadata__" {
-                continue;
-            }
-            let field = |key: &str| v.get(key).ok_or_else(|| bad(format!("tensor '{name}' has no '{key}' in the header")));
-            let dtype = field("dtype")?.as_str().unwrap_or("?");
-            let (kind, elt_size) = kind_of_dtype(dtype).ok_or_else(|| bad(format!("tensor '{name}': unsupported dtype {dtype}")))?;
-            let numbers = |key: &str| -> Result<Vec<u64>> {
-                field(key)?
-                    .as_array()
-                    .and_then(|a| a.iter().map(|x| x.as_u64()).collect::<Option<Vec<u64>>>())
-                    .ok_or_else(|| bad(format!("tensor '{name}': '{key}' is not a list of non-negative integers")))
-            };
-            let shape = numbers("shape")?;
-            let offsets = numbers("data_offsets")?;
-            let [begin, end] = offsets[..] else {
-                return Err(bad(format!("tensor '{name}': data_offsets must be [begin, end]")));
-            };
-            let numel = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
-            let want = numel.and_then(|n| n.checked_mul(elt_size));
-            if end < begin || want != Some(end - begin) {
-                return Err(bad(format!("tensor '{name}': {dtype} {shape:?} needs {want:?} bytes, the header gives {begin}..{end}")));
-            }
-            if end > data_len {
-                return Err(bad(format!(
-                    "truncated: tensor '{name}' ends at byte {} of the data, which has only {data_len} bytes",
-                    end
-                )));
-            }
-            let shape = shape.iter().map(|&d| d as i64).collect();
-            entries.insert(name, SafetensorsEntry { kind, shape, begin, end });
-        }
-        Ok(Self { path: path.to_path_buf(), data_start, entries })
-    }
-
-    /// The names of the tensors, sorted.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(String::as_str)
-    }
-
-    /// Read the tensor `name` into a new CPU tensor.
-    pub fn read(&self, name: &str) -> Result<Tensor> {
-        let entry = self
-            .entries
-            .get(name)
-            .ok_or_else(|| Error::MissingTensor { name: name.to_string(), path: self.path.clone() })?;
-        let mut f = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        f.seek(SeekFrom::Start(self.data_start + entry.begin)).map_err(|e| Error::io(&self.path, e))?;
-        let mut bytes = vec![0u8; (entry.end - entry.begin) as usize];
-        f.read_exact(&mut bytes).map_err(|e| Error::io(&self.path, e))?;
-        // safetensors stores little-endian values, as x86 and ARM hold them in memory.
-        Ok(Tensor::f_from_data_size(&bytes, &entry.shape, entry.kind)?)
-    }
-}
-
-/// The tch kind and element size of a safetensors dtype.
-fn kind_of_dtype(dtype: &str) -> Option<(Kind, u64)> {
-    Some(match dtype {
-        "F64" => (Kind::Double, 8),
-        "F32" => (Kind::Float, 4),
-        "F16" => (Kind::Half, 2),
-        "BF16" => (Kind::BFloat16, 2),
-        "I64" => (Kind::Int64, 8),
-        "I32" => (Kind::Int, 4),
-        "I16" => (Kind::Int16, 2),
-        "I8" => (Kind::Int8, 1),
-        "U8" => (Kind::Uint8, 1),
-        "BOOL" => (Kind::Bool, 1),
-        _ => return None,
-    })
 }
 
 /// How a Hugging Face GPT-2 tensor becomes book parameters.

@@ -28,6 +28,10 @@
 //! | [`gpt2`] | chapter 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
 //! | [`lora`] | appendix E: `LoRALayer`, `LinearWithLoRA`, LoRA on every linear layer of a GPT (facade [`appendix_e`]) |
 //! | [`classify`] | chapter 6: the SMS spam data, `SpamDataset`, the classification head, accuracy, `train_classifier_simple`, `classify_review` (facade [`ch06`]) |
+//! | [`tensor_file`] | the safetensors reader and atomic writer behind every weight file |
+//! | [`basics`] | appendix A: tensors and `ndarray`, autograd, the `NeuralNetwork` MLP, the toy data set, training loop, decision boundary (facade [`appendix_a`]) |
+//! | [`schedule`] | appendix D: linear warmup, cosine decay, gradient clipping, `train_model` (facade [`appendix_d`]) |
+//! | [`instruct`], [`judge`] | chapter 7: instruction data, collate, finetuning, responses, offline scores; the judge model (facade [`ch07`]) |
 //!
 //! The chapter modules [`ch03`] and [`ch04`] re-export what each chapter introduces, as the
 //! book's `llms_from_scratch.ch04` does.
@@ -35,6 +39,7 @@
 //! Every public item uses the book's names in Rust case (`GptModel`, `create_dataloader_v1`).
 
 pub mod attention;
+pub mod basics;
 pub mod checkpoint;
 pub mod classify;
 pub mod ch01;
@@ -48,12 +53,16 @@ pub mod figures;
 pub mod generate;
 pub mod gpt2;
 pub mod init;
+pub mod instruct;
+pub mod judge;
 pub mod layers;
 pub mod lora;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod schedule;
 pub mod tokenizer;
+pub mod tensor_file;
 pub mod train;
 
 /// Chapter 2, "Working with text data": everything the chapter introduces, under the book's names.
@@ -101,7 +110,43 @@ pub mod ch05 {
     pub use crate::optim::AdamW;
     pub use crate::train::{
         calc_loss_batch, calc_loss_loader, cross_entropy, eval_log_line, evaluate_model, generate_sample, perplexity,
-        train_model_simple, train_steps, TrainEvent, TrainHistory, TrainSettings, TrainState,
+        print_book_lines, text_to_token_ids, token_ids_to_text, train_model_simple, train_steps, TrainEvent, TrainHistory, TrainSettings, TrainState,
+    };
+}
+
+/// Appendix A, "Introduction to PyTorch" (here: tch): everything the appendix introduces.
+pub mod appendix_a {
+    pub use crate::basics::{
+        compute_accuracy, ndarray_to_tensor, tensor_to_ndarray, toy_loss_plot, torch_randperm, torch_shuffle_order,
+        train_neural_network, DecisionBoundary, EpochOrder, LogisticRegressionExample, NeuralNetwork, ToyDataset,
+        ToyTrainStep, TOY_X_TEST, TOY_X_TRAIN, TOY_Y_TEST, TOY_Y_TRAIN,
+    };
+    pub use crate::dataloader::{DataLoader, Dataset};
+    pub use crate::device::{device, set_seed};
+    pub use crate::figures::LossPlot;
+    pub use crate::model::{load_safetensors, num_parameters, num_trainable_parameters, save_safetensors};
+}
+
+/// Appendix D, "Adding bells and whistles to the training loop".
+pub mod appendix_d {
+    pub use crate::optim::AdamW;
+    pub use crate::schedule::{
+        train_model, warmup_steps_for, LrSchedule, LrSchedulePlot, ScheduledHistory, StepExtras,
+        TrainExtras,
+    };
+    pub use crate::train::{calc_loss_batch, evaluate_model, train_steps_with, TrainHistory};
+}
+
+/// Chapter 7, "Fine-tuning to follow instructions".
+pub mod ch07 {
+    pub use crate::instruct::{
+        create_instruction_loaders, custom_collate_fn, extract_response, format_example, format_input, format_response,
+        generate_response, generate_responses, instruction_data, load_instruction_data, mean_rouge_l,
+        parse_instruction_data, response_loss, rouge_l, save_responses, set_drop_rate, train_test_val_split, CollateSettings,
+        InstructionDataset, InstructionEntry, IGNORE_INDEX, PAD_TOKEN_ID, PROMPT_PREAMBLE, RESPONSES_FILE,
+    };
+    pub use crate::judge::{
+        average_score, judge_prompt, parse_chat_reply, parse_score, ChatApi, Judge, DEFAULT_JUDGE_MODEL, OLLAMA_CHAT_URL,
     };
 }
 
@@ -131,6 +176,8 @@ pub use device::{device, device_report, load_libtorch_cuda, rng_lock, set_seed, 
 pub use error::{Error, Result};
 /// The `tch` crate this library is built on, re-exported so notebooks need only one `:dep`.
 pub use tch;
+/// The `ndarray` crate (the version `tch` converts to and from), re-exported for the notebooks.
+pub use ndarray;
 
 /// Whether the notebooks and examples should run in quick mode: `LLM_QUICK=1` (set by the test
 /// command and CI) shrinks models and data so every notebook runs in minutes on a CPU. The

@@ -371,17 +371,11 @@ fn is_buffer_key(name: &str) -> bool {
 /// `*.mask` keys are then missing).
 pub fn save_safetensors(vs: &nn::VarStore, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let mut named: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .map(|(name, t)| (name, t.detach().to_device(Device::Cpu).contiguous()))
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    Tensor::write_safetensors(&named, path)?;
-    Ok(())
+    crate::tensor_file::write_safetensors(path, &named, &Default::default())
 }
 
 /// Load a safetensors file into the variables of `vs`, key by key (strict, like PyTorch's
@@ -390,10 +384,7 @@ pub fn save_safetensors(vs: &nn::VarStore, path: impl AsRef<Path>) -> Result<()>
 /// kind and device. Errors name the file, the tensor and both shapes.
 pub fn load_safetensors(vs: &nn::VarStore, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    if let Err(e) = std::fs::metadata(path) {
-        return Err(Error::io(path, e));
-    }
-    let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)?.into_iter().collect();
+    let file: HashMap<String, Tensor> = crate::tensor_file::SafetensorsFile::open(path)?.read_all()?.into_iter().collect();
     copy_named_into(vs, &file, path)
 }
 

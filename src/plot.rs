@@ -117,6 +117,23 @@ macro_rules! evcxr_figure {
 #[allow(unused_imports)] // used by the chapter modules
 pub(crate) use evcxr_figure;
 
+/// Draw the legend of a chart's labelled series: top right, on a white box with a black border.
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)
+}
+
 /// A bar chart with one labelled bar per value, optionally on a logarithmic y axis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BarChart {

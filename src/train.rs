@@ -97,6 +97,22 @@ pub fn evaluate_model<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
     (train_loss, val_loss)
 }
 
+/// Listing 5.1, `text_to_token_ids`: a text's token ids as a batch of one.
+///
+/// # Shapes
+/// → `[1, num_tokens]` (int64, on the CPU)
+pub fn text_to_token_ids(text: &str, tokenizer: &dyn Tokenizer) -> Result<Tensor> {
+    let ids: Vec<i64> = tokenizer.encode_text(text)?.into_iter().map(i64::from).collect();
+    Ok(Tensor::from_slice(&ids).unsqueeze(0)) // [1, num_tokens]
+}
+
+/// Listing 5.1, `token_ids_to_text`: decode a batch of one (`[1, n]`) or a plain `[n]` of ids.
+pub fn token_ids_to_text(token_ids: &Tensor, tokenizer: &dyn Tokenizer) -> Result<String> {
+    let flat = token_ids.flatten(0, -1).to_device(Device::Cpu).to_kind(tch::Kind::Int64); // [n]
+    let ids: Vec<u32> = Vec::<i64>::try_from(&flat).expect("int64 ids").into_iter().map(|i| i as u32).collect();
+    tokenizer.decode_ids(&ids)
+}
+
 /// Listing 5.3 (`generate_and_print_sample`): a greedy continuation of `start_context` of
 /// `max_new_tokens` tokens, decoded, with newlines shown as spaces (the book prints it on one line).
 pub fn generate_sample<M: ModuleT + ?Sized>(
@@ -107,15 +123,9 @@ pub fn generate_sample<M: ModuleT + ?Sized>(
     start_context: &str,
     max_new_tokens: i64,
 ) -> Result<String> {
-    let ids: Vec<i64> = tokenizer.encode_text(start_context)?.into_iter().map(i64::from).collect();
-    let idx = Tensor::from_slice(&ids).unsqueeze(0).to_device(device); // [1, num_tokens]
+    let idx = text_to_token_ids(start_context, tokenizer)?.to_device(device); // [1, num_tokens]
     let out = generate_text_simple(model, &idx, max_new_tokens, context_size);
-    let out: Vec<u32> = Vec::<i64>::try_from(out.squeeze_dim(0).to_device(Device::Cpu))
-        .expect("int64 ids")
-        .into_iter()
-        .map(|i| i as u32)
-        .collect();
-    Ok(tokenizer.decode_ids(&out)?.replace('\n', " "))
+    Ok(token_ids_to_text(&out, tokenizer)?.replace('\n', " "))
 }
 
 /// What a training run recorded: one entry per evaluation, in the book's three lists plus the
@@ -212,6 +222,41 @@ pub fn train_steps<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
     max_steps: Option<usize>,
     on_event: &mut dyn FnMut(&TrainEvent),
 ) -> Result<()> {
+    let mut no_change = |_: i64, _: &mut AdamW| {};
+    train_steps_with(
+        model,
+        train_loader,
+        val_loader,
+        optimizer,
+        device,
+        settings,
+        tokenizer,
+        context_size,
+        state,
+        max_steps,
+        on_event,
+        &mut no_change,
+    )
+}
+
+/// [`train_steps`], calling `before_update(global_step, optimizer)` after each backward pass
+/// and before the update: appendix D sets the step's learning rate and clips the gradients
+/// there ([`crate::schedule`]).
+#[allow(clippy::too_many_arguments)]
+pub fn train_steps_with<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
+    model: &M,
+    train_loader: &DataLoader<D>,
+    val_loader: &DataLoader<V>,
+    optimizer: &mut AdamW,
+    device: Device,
+    settings: &TrainSettings,
+    tokenizer: &dyn Tokenizer,
+    context_size: i64,
+    state: &mut TrainState,
+    max_steps: Option<usize>,
+    on_event: &mut dyn FnMut(&TrainEvent),
+    before_update: &mut dyn FnMut(i64, &mut AdamW),
+) -> Result<()> {
     let mut steps_left = max_steps.unwrap_or(usize::MAX);
     let started = Instant::now();
     let tokens_at_start = state.tokens_seen;
@@ -228,7 +273,10 @@ pub fn train_steps<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
             // The book's `zero_grad(); loss.backward(); step()`, with gradients created by the
             // backward pass instead of accumulated into zero-filled `.grad` fields (same
             // values; faster and 0.5 GB less memory for GPT-2 small, see `AdamW::backward`).
-            optimizer.backward_step(&loss);
+            optimizer.zero_grad();
+            optimizer.backward(&loss);
+            before_update(global_step, optimizer);
+            optimizer.step();
             state.tokens_seen += input_batch.numel() as i64;
             state.steps_done += 1;
             state.batch_in_epoch += 1;
@@ -261,6 +309,16 @@ pub fn train_steps<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
     Ok(())
 }
 
+/// Print what the book's training loops print: the evaluation lines and the sample after each
+/// epoch (the `on_event` of [`train_model_simple`] and appendix D's `train_model`).
+pub fn print_book_lines(event: &TrainEvent) {
+    match event {
+        TrainEvent::Eval { line, .. } => println!("{line}"),
+        TrainEvent::Sample { text, .. } => println!("{text}"),
+        TrainEvent::Step { .. } => {}
+    }
+}
+
 /// Listing 5.3, `train_model_simple`: train for `num_epochs`, evaluating every `eval_freq`
 /// steps on `eval_iter` batches, printing the book's log lines and a sample after each epoch.
 /// Returns the history (the book's `train_losses, val_losses, track_tokens_seen` and more).
@@ -291,11 +349,7 @@ pub fn train_model_simple<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
         context_size,
         &mut state,
         None,
-        &mut |event| match event {
-            TrainEvent::Eval { line, .. } => println!("{line}"),
-            TrainEvent::Sample { text, .. } => println!("{text}"),
-            TrainEvent::Step { .. } => {}
-        },
+        &mut print_book_lines,
     )?;
     Ok(state.history)
 }

@@ -1,6 +1,8 @@
 //! `llm bench train`: one JSON line with the training step's throughput, memory and MFU.
 
-use std::process::Command;
+mod common;
+
+use common::llm;
 
 #[test]
 fn bench_train_prints_one_json_line_with_positive_measurements() {
@@ -8,7 +10,7 @@ fn bench_train_prints_one_json_line_with_positive_measurements() {
         "bench", "train", "--config", "tiny", "--batch-size", "2", "--context-length", "16", "--steps", "2", "--warmup", "1",
         "--threads", "1", "--matmul-size", "256",
     ];
-    let out = Command::new(env!("CARGO_BIN_EXE_llm")).args(args).output().expect("run llm");
+    let out = llm(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "llm {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.trim().lines().count(), 1, "one line: {stdout}");
@@ -32,10 +34,7 @@ fn bench_train_prints_one_json_line_with_positive_measurements() {
 
 #[test]
 fn bench_train_rejects_a_context_longer_than_the_models() {
-    let out = Command::new(env!("CARGO_BIN_EXE_llm"))
-        .args(["bench", "train", "--config", "tiny", "--context-length", "129", "--steps", "1"])
-        .output()
-        .unwrap();
+    let out = llm(&["bench", "train", "--config", "tiny", "--context-length", "129", "--steps", "1"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("--context-length 129 must be in 1..=128"), "{stderr}");
 }

@@ -1,21 +1,12 @@
 //! The `llm generate` and `llm bench forward` commands, run as a learner would.
 
-use std::process::Command;
+mod common;
 
-fn llm(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_llm")).args(args).output().expect("run llm");
-    assert!(
-        out.status.success(),
-        "llm {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{llm, llm_ok};
 
 #[test]
 fn generate_prints_the_books_ids_as_one_json_array() {
-    let stdout = llm(&["generate", "--config", "gpt2-small", "--seed", "123", "--prompt-ids", "15496,11,314,716", "--max-new-tokens", "10", "--ids"]);
+    let stdout = llm_ok(&["generate", "--config", "gpt2-small", "--seed", "123", "--prompt-ids", "15496,11,314,716", "--max-new-tokens", "10", "--ids"]);
     let ids: Vec<i64> = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON array ({e}): {stdout}"));
     assert_eq!(ids, [15496, 11, 314, 716, 27018, 24086, 47843, 30961, 42348, 7267, 49706, 43231, 47062, 34657]);
 }
@@ -26,7 +17,7 @@ fn generate_rejects_unknown_presets_and_ids_outside_the_vocabulary() {
         (vec!["generate", "--config", "gpt5", "--prompt-ids", "1", "--ids"], "unknown model preset 'gpt5'"),
         (vec!["generate", "--config", "tiny", "--prompt-ids", "50257", "--ids"], "outside the vocabulary"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_llm")).args(&args).output().unwrap();
+        let out = llm(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && stderr.contains(needle), "{args:?}: {stderr}");
     }
@@ -34,7 +25,7 @@ fn generate_rejects_unknown_presets_and_ids_outside_the_vocabulary() {
 
 #[test]
 fn bench_forward_prints_one_json_line_with_both_paths() {
-    let stdout = llm(&["bench", "forward", "--config", "tiny", "--context-length", "16", "--batch-size", "2", "--runs", "1", "--warmup", "0"]);
+    let stdout = llm_ok(&["bench", "forward", "--config", "tiny", "--context-length", "16", "--batch-size", "2", "--runs", "1", "--warmup", "0"]);
     assert_eq!(stdout.trim().lines().count(), 1, "one line: {stdout}");
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(v["bench"], "forward");
@@ -49,7 +40,7 @@ fn bench_forward_prints_one_json_line_with_both_paths() {
 #[test]
 fn generate_prints_the_books_text_for_a_text_prompt() {
     // Book 4.7: the untrained seed-123 model continues "Hello, I am" with 10 random-looking tokens.
-    let stdout = llm(&["generate", "--config", "gpt2-small", "--seed", "123", "--prompt", "Hello, I am", "--max-new-tokens", "10"]);
+    let stdout = llm_ok(&["generate", "--config", "gpt2-small", "--seed", "123", "--prompt", "Hello, I am", "--max-new-tokens", "10"]);
     assert_eq!(stdout.trim_end(), "Hello, I am Featureiman Byeswickattribute argue logger Normandy Compton analogous");
 }
 
@@ -60,7 +51,7 @@ fn generate_rejects_bad_sampling_options() {
         (vec!["generate", "--config", "tiny", "--prompt-ids", "1", "--ids", "--top-k", "0"], "--top-k"),
         (vec!["generate", "--checkpoint", "/nonexistent/run", "--prompt-ids", "1", "--ids"], "/nonexistent/run"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_llm")).args(&args).output().unwrap();
+        let out = llm(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && stderr.contains(needle), "{args:?}: {stderr}");
     }

@@ -4,18 +4,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn llm(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_llm")).args(args).output().expect("run llm");
-    assert!(
-        out.status.success(),
-        "llm {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::{llm, llm_ok};
 
 fn history(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("history.json")).unwrap()).unwrap()
@@ -33,8 +23,7 @@ fn pretrain_stops_resumes_and_feeds_generate() {
     let common = ["--data", text_file.to_str().unwrap(), "--config", "tiny", "--context-length", "16", "--batch-size", "8", "--eval-freq", "4", "--eval-iter", "1"];
 
     // Stop after 5 of the 2 epochs' 10 steps.
-    let out = llm(&[&["pretrain"][..], &common, &["--epochs", "2", "--max-steps", "5", "--out", d]].concat());
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = llm_ok(&[&["pretrain"][..], &common, &["--epochs", "2", "--max-steps", "5", "--out", d]].concat());
     assert!(stdout.contains("Ep 1 (Step 000000): Train loss "), "the book's log line on stdout:\n{stdout}");
     for file in ["checkpoint.safetensors", "checkpoint.json", "history.json", "loss.svg", "loss.png"] {
         assert!(dir.join(file).is_file(), "{file} written");
@@ -42,7 +31,7 @@ fn pretrain_stops_resumes_and_feeds_generate() {
     assert_eq!(history(&dir)["steps"], serde_json::json!([0, 4]));
 
     // Resume to the end of the 2 epochs: evaluations continue at step 8, 12, ...
-    llm(&["pretrain", "--resume", d]);
+    llm_ok(&["pretrain", "--resume", d]);
     let h = history(&dir);
     let steps: Vec<i64> = serde_json::from_value(h["steps"].clone()).unwrap();
     assert_eq!(steps, vec![0, 4, 8], "evaluations continue on schedule after resuming");
@@ -52,8 +41,8 @@ fn pretrain_stops_resumes_and_feeds_generate() {
 
     // The trained model generates; sampling with a seed is reproducible.
     let sample = |seed: &str| {
-        let out = llm(&["generate", "--checkpoint", d, "--prompt", "Every effort moves you", "--max-new-tokens", "8", "--temperature", "1.5", "--top-k", "40", "--seed", seed, "--ids"]);
-        serde_json::from_slice::<Vec<i64>>(&out.stdout).unwrap()
+        let out = llm_ok(&["generate", "--checkpoint", d, "--prompt", "Every effort moves you", "--max-new-tokens", "8", "--temperature", "1.5", "--top-k", "40", "--seed", seed, "--ids"]);
+        serde_json::from_str::<Vec<i64>>(&out).unwrap()
     };
     std::fs::remove_file(&text_file).unwrap(); // not needed to generate
     let (a, b) = (sample("3"), sample("3"));
@@ -66,10 +55,7 @@ fn pretrain_stops_resumes_and_feeds_generate() {
 fn pretrain_explains_a_text_too_short_for_one_batch() {
     let file = std::env::temp_dir().join(format!("llm-fs-short-{}.txt", std::process::id()));
     std::fs::write(&file, "Too short to train on.").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_llm"))
-        .args(["pretrain", "--data", file.to_str().unwrap(), "--config", "tiny", "--context-length", "16", "--out", "/tmp/unused-llm-fs"])
-        .output()
-        .unwrap();
+    let out = llm(&["pretrain", "--data", file.to_str().unwrap(), "--config", "tiny", "--context-length", "16", "--out", "/tmp/unused-llm-fs"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("tokens"), "{stderr}");
     std::fs::remove_file(&file).unwrap();

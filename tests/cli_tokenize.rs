@@ -2,23 +2,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
-/// Run the `llm` binary with the tests' data folder.
-fn llm(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llm"));
-    cmd.args(args).env_remove("RUST_BACKTRACE");
-    if let Some(dir) = common::store().local_dir {
-        cmd.env("LLM_DATA_DIR", dir);
-    }
-    cmd.output().expect("run llm")
-}
-
-fn stdout_ok(args: &[&str]) -> String {
-    let out = llm(args);
-    assert!(out.status.success(), "llm {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{llm, llm_ok as stdout_ok};
 
 #[test]
 fn encodes_to_a_json_array_on_one_line() {

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
 use llm_from_scratch::data::{self, DataFile, DataStore};
@@ -107,4 +107,23 @@ pub fn fixture(script: &str, args: &[&str], name: &str, marker: &str) -> PathBuf
         run_fixture_script(script, &all);
     }
     dir
+}
+
+/// Run the `llm` binary with `args`, reading the data files from the tests' data folder (and
+/// without backtraces, so error messages read as a user sees them).
+pub fn llm(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llm"));
+    cmd.args(args).env_remove("RUST_BACKTRACE");
+    if let Some(dir) = store().local_dir {
+        cmd.env("LLM_DATA_DIR", dir);
+    }
+    cmd.output().expect("run llm")
+}
+
+/// [`llm`], which must succeed (else the test fails showing both output streams); its stdout.
+pub fn llm_ok(args: &[&str]) -> String {
+    let out = llm(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "llm {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
 }

@@ -55,6 +55,12 @@ class TestCellProblems:
         (p,) = run_notebooks.cell_problems(cell(stream("stderr", "checksum mismatch\n")))
         assert "checksum mismatch" in p
 
+    def test_download_progress_on_stderr_is_not_an_error(self):
+        progress = stream("stderr", "downloading openai-community/gpt2/config.json from https://huggingface.co/x/config.json\n")
+        assert run_notebooks.cell_problems(cell(progress)) == []
+        (p,) = run_notebooks.cell_problems(cell(progress, stream("stderr", "Error: no network\n")))
+        assert "no network" in p
+
     def test_err_value_fails(self):
         (p,) = run_notebooks.cell_problems(cell(result('Err("bad")')))
         assert "Err" in p

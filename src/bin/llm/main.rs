@@ -6,9 +6,12 @@
 mod bench;
 mod classify;
 mod finetune_spam;
+mod chat;
+mod finetune_instruct;
 mod generate;
 mod model_source;
 mod pretrain;
+mod respond;
 mod tokenize;
 
 use anyhow::Result;
@@ -35,6 +38,12 @@ enum Command {
     FinetuneSpam(finetune_spam::FinetuneSpamArgs),
     /// Chapter 6.8: classify texts with a classifier written by `llm finetune-spam`.
     Classify(classify::ClassifyArgs),
+    /// Chapter 7: finetune a GPT model to follow instructions, answer the test set and score it.
+    FinetuneInstruct(finetune_instruct::FinetuneInstructArgs),
+    /// Chapter 7: the response of an instruction-finetuned model to one instruction.
+    Respond(respond::RespondArgs),
+    /// Chapter 7: an interactive loop of instructions and responses (ends at /quit or end of input).
+    Chat(chat::ChatArgs),
     /// Throughput measurements, one JSON line each.
     Bench {
         #[command(subcommand)]
@@ -51,6 +60,9 @@ fn main() -> Result<()> {
         Command::Pretrain(args) => pretrain::run(args),
         Command::FinetuneSpam(args) => finetune_spam::run(args),
         Command::Classify(args) => classify::run(args),
+        Command::FinetuneInstruct(args) => finetune_instruct::run(args),
+        Command::Respond(args) => respond::run(args),
+        Command::Chat(args) => chat::run(args),
         Command::Bench { command } => bench::run(command),
     }
 }

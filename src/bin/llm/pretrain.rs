@@ -4,6 +4,7 @@
 //! ```text
 //! llm pretrain --data the-verdict.txt --out runs/verdict            # the book's run (5.2)
 //! llm pretrain --resume runs/verdict --epochs 12                    # continue it, 2 more epochs
+//! llm pretrain --data the-verdict --out runs/d --epochs 15 --lr 1e-3 --warmup-steps 27 --clip 1.0  # appendix D
 //! ```
 //!
 //! The book's setup is the default: gpt2-small at context 256, batch 2, AdamW lr 4e-4 and weight
@@ -17,7 +18,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use llm_from_scratch::ch02::{create_dataloader_v1, BpeTokenizer, DataStore, THE_VERDICT};
 use llm_from_scratch::ch04::GptModel;
-use llm_from_scratch::ch05::{read_checkpoint, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, TrainEvent, TrainSettings, TrainState};
+use llm_from_scratch::appendix_d::{LrSchedule, TrainExtras};
+use llm_from_scratch::ch05::{read_checkpoint, save_checkpoint, AdamW, CheckpointMeta, LossPlot, TrainEvent, TrainSettings, TrainState};
+use llm_from_scratch::train::train_steps_with;
 use llm_from_scratch::plot::Figure;
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -72,6 +75,40 @@ pub struct PretrainArgs {
     /// Continue the run saved in this folder (its data, model and settings are reused).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Appendix D: warm the learning rate up linearly from --initial-lr to --lr over this many
+    /// steps, then decay it along a cosine to --min-lr (default: chapter 5's constant --lr).
+    #[arg(long)]
+    pub warmup_steps: Option<i64>,
+    /// Appendix D: the learning rate of the first warmup step.
+    #[arg(long, default_value_t = 1e-5)]
+    pub initial_lr: f64,
+    /// Appendix D: the learning rate the cosine decay ends at.
+    #[arg(long, default_value_t = 1e-5)]
+    pub min_lr: f64,
+    /// Appendix D: clip the global gradient norm to this from the end of warmup on (the book: 1.0).
+    #[arg(long)]
+    pub clip: Option<f64>,
+}
+
+/// Appendix D's extras of a run, remembered in the checkpoint so that --resume keeps them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ExtrasArgs {
+    peak_lr: f64,
+    initial_lr: f64,
+    min_lr: f64,
+    warmup_steps: Option<i64>,
+    clip: Option<f64>,
+}
+
+impl ExtrasArgs {
+    /// The schedule over `total_steps` (a constant --lr without --warmup-steps) and the clipping.
+    fn extras(&self, total_steps: i64) -> Result<TrainExtras> {
+        let schedule = match self.warmup_steps {
+            Some(warmup) => LrSchedule::new(self.initial_lr, self.peak_lr, self.min_lr, warmup, total_steps)?,
+            None => LrSchedule::new(self.peak_lr, self.peak_lr, self.peak_lr, 0, total_steps)?,
+        };
+        Ok(TrainExtras { schedule, clip_max_norm: self.clip })
+    }
 }
 
 /// What the CLI remembers in the checkpoint to rebuild the same loaders on --resume.
@@ -80,6 +117,8 @@ struct RunData {
     data: String,
     batch_size: usize,
     train_ratio: f64,
+    #[serde(default)]
+    extras: Option<ExtrasArgs>,
 }
 
 fn read_text(data: &str) -> Result<String> {
@@ -110,6 +149,13 @@ pub fn run(args: PretrainArgs) -> Result<()> {
                 data: args.data.clone().expect("clap requires --data"),
                 batch_size: args.batch_size,
                 train_ratio: args.train_ratio,
+                extras: (args.warmup_steps.is_some() || args.clip.is_some()).then_some(ExtrasArgs {
+                    peak_lr: args.lr,
+                    initial_lr: args.initial_lr,
+                    min_lr: args.min_lr,
+                    warmup_steps: args.warmup_steps,
+                    clip: args.clip,
+                }),
             };
             let settings = TrainSettings {
                 seed: args.seed,
@@ -156,6 +202,19 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     }
 
     let total_steps = (settings.num_epochs * train_loader.len()) as u64;
+    let extras = run_data.extras.as_ref().map(|e| e.extras(total_steps as i64)).transpose()?;
+    if let Some(e) = &extras {
+        let s = &e.schedule;
+        eprintln!(
+            "learning rate: {} warmup steps from {:e} to {:e}, cosine decay to {:e} over {} steps; gradient clipping: {}",
+            s.warmup_steps,
+            s.initial_lr,
+            s.peak_lr,
+            s.min_lr,
+            s.total_steps,
+            e.clip_max_norm.map_or("off".to_string(), |n| format!("max norm {n}"))
+        );
+    }
     let bar = ProgressBar::new(total_steps).with_position(state.steps_done as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}")
@@ -190,7 +249,12 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             TrainEvent::Eval { line, .. } => say(&bar, line),
             TrainEvent::Sample { text, .. } => say(&bar, text),
         };
-        train_steps(&model, &train_loader, &val_loader, &mut optimizer, device, &settings, &tokenizer, cfg.context_length, &mut state, Some(chunk), &mut on_event)?;
+        let mut before_update = |step: i64, optimizer: &mut AdamW| {
+            if let Some(e) = &extras {
+                e.apply(step, optimizer);
+            }
+        };
+        train_steps_with(&model, &train_loader, &val_loader, &mut optimizer, device, &settings, &tokenizer, cfg.context_length, &mut state, Some(chunk), &mut on_event, &mut before_update)?;
         steps_left -= chunk;
         save_checkpoint(&out, &vs, Some(&optimizer), &meta_for(&state, &optimizer))?;
     }

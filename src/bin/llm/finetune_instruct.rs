@@ -1,0 +1,284 @@
+//! `llm finetune-instruct`: chapter 7's run from the command line. Finetune a GPT model on the
+//! instruction data, then answer the test instructions and score the answers.
+//!
+//! ```text
+//! llm finetune-instruct --out runs/instruct                       # the book's run (GPT-2 medium)
+//! llm finetune-instruct --weights gpt2 --epochs 1 --out runs/small
+//! llm finetune-instruct --checkpoint runs/verdict --out runs/mine # start from your own pretraining
+//! llm finetune-instruct --config tiny --test-limit 5 --out runs/quick   # random weights: a CPU smoke run
+//! ```
+//!
+//! The book's setup is the default: OpenAI's GPT-2 medium (355M), the 1100 entries split
+//! 935 / 110 / 55, batches of 8 cut at 1024 tokens, AdamW lr 5e-5 and weight decay 0.1, 2 epochs,
+//! evaluation every 5 steps on 5 batches, seed 123, responses of up to 256 tokens.
+//!
+//! `--out` receives the finetuned model (`checkpoint.safetensors`, loadable by `llm respond` and
+//! `llm chat`), `history.json`, `loss.svg`/`loss.png`, the test set with a `model_response` field
+//! (`instruction-data-with-response.json`), and `scores.json`: the offline scores (ROUGE-L of the
+//! responses, loss and perplexity of the reference responses) and, with `--judge-model`, the
+//! judge's average score.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use llm_from_scratch::ch02::{BpeTokenizer, DataStore};
+use llm_from_scratch::ch05::{evaluate_model, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, TrainEvent, TrainSettings, TrainState};
+use llm_from_scratch::ch07::{
+    average_score, create_instruction_loaders, format_input, generate_responses, instruction_data, load_instruction_data,
+    mean_rouge_l, response_loss, save_responses, set_drop_rate, train_test_val_split, ChatApi, Judge, DEFAULT_JUDGE_MODEL,
+    OLLAMA_CHAT_URL, RESPONSES_FILE,
+};
+use llm_from_scratch::plot::Figure;
+use serde::Serialize;
+
+use crate::model_source::ModelArgs;
+
+/// Arguments of `llm finetune-instruct`.
+#[derive(Args, Debug)]
+pub struct FinetuneInstructArgs {
+    /// Start from pretrained weights: `gpt2-medium` (the book's, the default), `gpt2`,
+    /// `gpt2-large`, `gpt2-xl`, a Hugging Face folder, or a `.safetensors` file (with --config).
+    #[arg(long, conflicts_with = "checkpoint")]
+    pub weights: Option<String>,
+    /// Start from the model of a checkpoint folder (`llm pretrain`, or an earlier finetuning).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Start from random weights of this preset or JSON config (quick runs), unless --weights is given.
+    #[arg(long, conflicts_with = "checkpoint")]
+    pub config: Option<String>,
+    /// The instruction data (a JSON array of {instruction, input, output}); default: the book's
+    /// instruction-data.json from the data folder (LLM_DATA_DIR), the cache, or a download.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 5e-5)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.1)]
+    pub weight_decay: f64,
+    /// Cut every batch to this many tokens (at most the model's context length).
+    #[arg(long, default_value_t = 1024)]
+    pub allowed_max_length: usize,
+    /// Dropout rate during finetuning (the book's chapter 7 config has 0.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Evaluate every this many steps.
+    #[arg(long, default_value_t = 5)]
+    pub eval_freq: i64,
+    /// Batches per evaluation.
+    #[arg(long, default_value_t = 5)]
+    pub eval_iter: usize,
+    /// Tokens of the greedy sample printed after each epoch (the book's 50).
+    #[arg(long, default_value_t = 50)]
+    pub sample_tokens: i64,
+    /// Seed of the weights (random starts), the shuffling and the dropout.
+    #[arg(long, default_value_t = 123)]
+    pub seed: u64,
+    /// Stop training after this many steps.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Longest response generated for a test instruction, in tokens.
+    #[arg(long, default_value_t = 256)]
+    pub max_new_tokens: i64,
+    /// Answer only the first this many test instructions (all 110 by default).
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Score the test responses with this judge model (e.g. `llama3`; see --judge-url).
+    #[arg(long)]
+    pub judge_model: Option<String>,
+    /// The judge's chat endpoint: Ollama's /api/chat or an OpenAI-compatible /v1/chat/completions.
+    #[arg(long, default_value = OLLAMA_CHAT_URL)]
+    pub judge_url: String,
+    /// The judge's API: `ollama` or `openai`. An API key, if needed, is read from LLM_JUDGE_API_KEY.
+    #[arg(long, default_value = "ollama")]
+    pub judge_api: String,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+struct Scores {
+    test_entries: usize,
+    /// Mean ROUGE-L F1 of the responses against the reference outputs.
+    rouge_l: Option<f64>,
+    /// Mean cross-entropy of the reference responses given their prompts, and its exp.
+    response_loss: f64,
+    response_perplexity: f64,
+    judge_model: Option<String>,
+    judge_scores: Option<Vec<Option<u8>>>,
+    judge_average: Option<f64>,
+}
+
+fn bar(len: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {unit} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"))
+            .expect("valid template"),
+    );
+    bar
+}
+
+/// Print a line above the progress bar, or plainly when the bar is hidden (not a terminal).
+fn say(bar: &ProgressBar, line: &str) {
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+pub fn run(args: FinetuneInstructArgs) -> Result<()> {
+    let report = llm_from_scratch::device_report();
+    eprintln!("{report}");
+    let device = report.device;
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if args.allowed_max_length < 2 {
+        bail!("--allowed-max-length must be at least 2 (an input token and its target), not {}", args.allowed_max_length);
+    }
+    let judge_api: ChatApi = args.judge_api.parse()?;
+
+    // Data: the book's file through the data module, or the given one; split 85 / 10 / 5.
+    let data = match &args.data {
+        Some(path) => load_instruction_data(path)?,
+        None => instruction_data(&DataStore::from_env())?,
+    };
+    let (train_data, test_data, val_data) = train_test_val_split(&data);
+    eprintln!("{} entries: {} training, {} test, {} validation", data.len(), train_data.len(), test_data.len(), val_data.len());
+    if train_data.len() < args.batch_size || val_data.is_empty() {
+        bail!("{} training entries make no full batch of {} (or there is no validation entry): use more data or a smaller --batch-size", train_data.len(), args.batch_size);
+    }
+
+    // Model: GPT-2 medium by default.
+    let weights = match (&args.weights, &args.checkpoint, &args.config) {
+        (None, None, None) => Some("gpt2-medium".to_string()),
+        (w, _, _) => w.clone(),
+    };
+    let source = ModelArgs {
+        config: args.config.clone().unwrap_or_else(|| "gpt2-small".into()),
+        seed: args.seed,
+        weights: weights.clone(),
+        checkpoint: args.checkpoint.clone(),
+    };
+    let mut loaded = source.load(device).context("loading the model to finetune")?;
+    if !(0.0..1.0).contains(&args.drop_rate) {
+        bail!("--drop-rate must be in [0, 1), not {}", args.drop_rate);
+    }
+    loaded.cfg.drop_rate = args.drop_rate;
+    set_drop_rate(&mut loaded.model, args.drop_rate);
+    let cfg = loaded.cfg.clone();
+    let (vs, model) = (&loaded.vs, &loaded.model);
+    let allowed_max_length = args.allowed_max_length.min(cfg.context_length as usize);
+
+    let tokenizer = BpeTokenizer::gpt2()?;
+    let (train_loader, val_loader, _test_loader) =
+        create_instruction_loaders(&train_data, &val_data, &test_data, &tokenizer, args.batch_size, Some(allowed_max_length), args.seed)?;
+    let (train_loss, val_loss) = evaluate_model(model, &train_loader, &val_loader, device, args.eval_iter);
+    println!("Training loss: {train_loss:.3}");
+    println!("Validation loss: {val_loss:.3}");
+
+    let settings = TrainSettings {
+        seed: args.seed,
+        sample_tokens: args.sample_tokens,
+        ..TrainSettings::book(args.epochs, args.eval_freq, args.eval_iter, &format_input(&val_data[0]))
+    };
+    let mut state = TrainState::default();
+    let mut optimizer = AdamW::new(vs, args.lr, args.weight_decay);
+    let total_steps = (args.epochs * train_loader.len()).min(args.max_steps.unwrap_or(usize::MAX));
+    let steps = bar(total_steps as u64, "steps");
+    eprintln!(
+        "finetuning {} parameters on {} batches of up to {} x {allowed_max_length} tokens per epoch, {} epochs",
+        llm_from_scratch::ch04::num_parameters(vs),
+        train_loader.len(),
+        args.batch_size,
+        args.epochs
+    );
+    let started = std::time::Instant::now();
+    train_steps(model, &train_loader, &val_loader, &mut optimizer, device, &settings, &tokenizer, cfg.context_length, &mut state, args.max_steps, &mut |event| match event {
+        TrainEvent::Step { epoch, loss, tokens_per_s, .. } => {
+            steps.inc(1);
+            steps.set_message(format!("ep {} loss {loss:.3} {tokens_per_s:.0} tok/s", epoch + 1));
+        }
+        TrainEvent::Eval { line, .. } => say(&steps, line),
+        TrainEvent::Sample { text, .. } => say(&steps, text),
+    })?;
+    steps.finish_and_clear();
+    eprintln!("training took {:.2} minutes", started.elapsed().as_secs_f64() / 60.0);
+
+    let out = &args.out;
+    let meta = CheckpointMeta {
+        settings: Some(settings.clone()),
+        state: state.clone(),
+        extra: serde_json::json!({
+            "finetuned": "instruct",
+            "base": weights.or(args.checkpoint.as_ref().map(|p| p.display().to_string())).or(args.config.clone()),
+            "data": args.data.as_ref().map_or("instruction-data.json".to_string(), |p| p.display().to_string()),
+            "batch_size": args.batch_size,
+            "allowed_max_length": allowed_max_length,
+            "lr": args.lr,
+            "weight_decay": args.weight_decay,
+        }),
+        ..CheckpointMeta::model_only(&cfg)
+    };
+    save_checkpoint(out, vs, None, &meta)?;
+    llm_from_scratch::checkpoint::write_atomic(&out.join("history.json"), serde_json::to_string_pretty(&state.history)?.as_bytes())?;
+    if !state.history.epochs.is_empty() {
+        let plot = LossPlot::from_history(&state.history);
+        plot.save(out.join("loss.svg"))?;
+        plot.save(out.join("loss.png"))?;
+    }
+
+    // Section 7.7: answer the test instructions, save them with the responses.
+    let test_entries = &test_data[..args.test_limit.unwrap_or(test_data.len()).min(test_data.len())];
+    let answering = bar(test_entries.len() as u64, "responses");
+    let answered = generate_responses(model, &tokenizer, test_entries, args.max_new_tokens, cfg.context_length, device, &mut |_| answering.inc(1))?;
+    answering.finish_and_clear();
+    for entry in answered.iter().take(3) {
+        println!("{}\n\nCorrect response:\n>> {}\n\nModel response:\n>> {}\n-------------------------------------", format_input(entry), entry.output, entry.model_response.as_deref().unwrap_or(""));
+    }
+    save_responses(out.join(RESPONSES_FILE), &answered)?;
+
+    // Section 7.8: offline scores, and the judge's when asked for.
+    let loss = response_loss(model, &tokenizer, &test_data, args.batch_size, Some(allowed_max_length), device)?;
+    let (judge_scores, judge_average) = match &args.judge_model {
+        Some(name) => {
+            let mut judge = Judge::new(judge_api, &args.judge_url, name);
+            judge.api_key = std::env::var("LLM_JUDGE_API_KEY").ok().filter(|k| !k.is_empty());
+            let scoring = bar(answered.len() as u64, "scores");
+            let scores = judge.generate_model_scores(&answered, &mut |_, _| scoring.inc(1))?;
+            scoring.finish_and_clear();
+            let average = average_score(&scores);
+            println!("Number of scores: {} of {}", scores.iter().flatten().count(), scores.len());
+            if let Some(avg) = average {
+                println!("Average score: {avg:.2}");
+            }
+            (Some(scores), average)
+        }
+        None => {
+            eprintln!("no --judge-model: skipping the judge (e.g. --judge-model {DEFAULT_JUDGE_MODEL} with Ollama running)");
+            (None, None)
+        }
+    };
+    let scores = Scores {
+        test_entries: answered.len(),
+        rouge_l: mean_rouge_l(&answered),
+        response_loss: loss,
+        response_perplexity: loss.exp(),
+        judge_model: args.judge_model.clone(),
+        judge_scores,
+        judge_average,
+    };
+    if let Some(r) = scores.rouge_l {
+        println!("ROUGE-L of the {} test responses: {r:.3}", answered.len());
+    }
+    println!("Loss on the reference test responses: {loss:.3} (perplexity {:.2})", loss.exp());
+    llm_from_scratch::checkpoint::write_atomic(&out.join("scores.json"), serde_json::to_string_pretty(&scores)?.as_bytes())?;
+    eprintln!("finetuned model, history.json, loss plots, {RESPONSES_FILE} and scores.json in {}", out.display());
+    Ok(())
+}
