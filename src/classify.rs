@@ -41,6 +41,7 @@ use crate::layers::Linear;
 use crate::model::{GptModel, TransformerBlock};
 use crate::optim::AdamW;
 use crate::tokenizer::{Tokenizer, ENDOFTEXT_ID};
+pub use crate::model::set_drop_rate;
 
 /// The label of a ham (not spam) message: the book's `df["Label"].map({"ham": 0, "spam": 1})`.
 pub const HAM: i64 = 0;
@@ -486,17 +487,6 @@ pub fn prepare_classifier(model: &mut GptModel, vs: &nn::VarStore, num_classes: 
     set_requires_grad_under(vs, &format!("trf_blocks.{last}"), true);
     set_requires_grad_under(vs, "final_norm", true);
     crate::model::num_trainable_parameters(vs)
-}
-
-/// Set every dropout rate of `model` to `p` (the book builds chapter 6's model with
-/// `drop_rate` 0.0, while OpenAI's GPT-2 config says 0.1).
-pub fn set_drop_rate(model: &mut GptModel, p: f64) {
-    model.cfg.drop_rate = p;
-    model.drop_emb.p = p;
-    for block in &mut model.trf_blocks {
-        block.att.dropout.p = p;
-        block.drop_shortcut.p = p;
-    }
 }
 
 fn linear_requires_grad(l: &Linear) -> bool {

@@ -35,9 +35,9 @@ use crate::data::{DataStore, INSTRUCTION_DATA};
 use crate::dataloader::{DataLoader, Dataset};
 use crate::error::{Error, Result};
 use crate::generate::generate;
-use crate::model::GptModel;
 use crate::tokenizer::{Tokenizer, ENDOFTEXT_ID};
 use crate::train::{calc_loss_loader, text_to_token_ids, token_ids_to_text};
+pub use crate::model::set_drop_rate;
 
 /// The first sentence of every prompt (the Alpaca prompt style, section 7.2).
 pub const PROMPT_PREAMBLE: &str =
@@ -342,17 +342,6 @@ pub fn create_instruction_loaders<T: Tokenizer + ?Sized>(
         DataLoader::new(dataset(val_data)?, batch_size, false, false, seed)?,
         DataLoader::new(dataset(test_data)?, batch_size, false, false, seed)?,
     ))
-}
-
-/// Set every dropout rate of `model` to `drop_rate` (embeddings, attention weights, shortcuts).
-/// Section 7.5 finetunes with the book's `BASE_CONFIG`, whose `drop_rate` is 0.0, while a model
-/// built from GPT-2's `config.json` (or a chapter 5 checkpoint) has 0.1.
-pub fn set_drop_rate(model: &mut GptModel, drop_rate: f64) {
-    model.drop_emb.p = drop_rate;
-    for block in &mut model.trf_blocks {
-        block.att.dropout.p = drop_rate;
-        block.drop_shortcut.p = drop_rate;
-    }
 }
 
 /// Section 7.7: the response in a generated text: what follows the prompt `input_text`, with

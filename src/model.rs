@@ -318,6 +318,19 @@ impl ModuleT for GptModel {
     }
 }
 
+/// Set every dropout rate of `model` (and its config's `drop_rate`) to `drop_rate`: the
+/// embeddings', the attention weights' and the shortcuts'. Chapters 6 and 7 finetune with the
+/// book's `BASE_CONFIG`, whose `drop_rate` is 0.0, while a model built from GPT-2's
+/// `config.json` (or a chapter 5 checkpoint) has 0.1.
+pub fn set_drop_rate(model: &mut GptModel, drop_rate: f64) {
+    model.cfg.drop_rate = drop_rate;
+    model.drop_emb.p = drop_rate;
+    for block in &mut model.trf_blocks {
+        block.att.dropout.p = drop_rate;
+        block.drop_shortcut.p = drop_rate;
+    }
+}
+
 /// Greedy generation (book's `generate_text_simple`, 4.7): `max_new_tokens` times, crop the
 /// ids to the last `context_size`, run the model in eval mode without gradients, take the
 /// softmax of the last position's logits and append its argmax.

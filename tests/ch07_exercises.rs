@@ -79,3 +79,46 @@ fn exercise_7_3_alpaca_format_loads() {
     let d = InstructionDataset::new(&entries, common::gpt2()).unwrap().with_allowed_max_length(Some(512));
     assert_eq!(d.collate.allowed_max_length, Some(512));
 }
+
+/// Exercise 7.4: instruction finetuning with LoRA (appendix E). Freeze the model, give every
+/// linear layer a LoRA update, and train only the A and B matrices with chapter 5's loop pieces:
+/// the loss falls while every original weight stays bit for bit what it was.
+#[test]
+fn exercise_7_4_instruction_finetuning_with_lora() {
+    use llm_from_scratch::appendix_e::{lora_parameters, replace_linear_with_lora};
+    use llm_from_scratch::ch04::{num_trainable_parameters, GptConfig, GptModel};
+    use llm_from_scratch::ch05::{calc_loss_batch, AdamW};
+    use llm_from_scratch::ch06::set_requires_grad_under;
+    use tch::nn::VarStore;
+    use tch::Device;
+
+    let _rng = llm_from_scratch::rng_lock();
+    let data = instruction_data(&common::store()).unwrap();
+    let (train, _, _) = train_test_val_split(&data);
+    let dataset = InstructionDataset::new(&train[..4], common::gpt2()).unwrap().with_allowed_max_length(Some(64));
+    let (inputs, targets) = dataset.batch(&[0, 1, 2, 3]);
+
+    let cfg = GptConfig { vocab_size: 50257, context_length: 64, emb_dim: 32, n_heads: 2, n_layers: 2, drop_rate: 0.0, qkv_bias: true };
+    llm_from_scratch::set_seed(123);
+    let vs = VarStore::new(Device::Cpu);
+    let mut model = GptModel::new(&vs.root(), &cfg);
+    set_requires_grad_under(&vs, "", false);
+    let (rank, alpha) = (8, 16.0);
+    assert_eq!(replace_linear_with_lora(&mut model, &vs, rank, alpha), 2 * 6 + 1, "6 linear layers per block and the head");
+    let per_block = 4 * lora_parameters(32, 32, rank) + lora_parameters(32, 128, rank) + lora_parameters(128, 32, rank);
+    assert_eq!(num_trainable_parameters(&vs), 2 * per_block + lora_parameters(32, 50257, rank));
+
+    let frozen: Vec<(String, tch::Tensor)> =
+        vs.variables().into_iter().filter(|(n, _)| !n.contains(".lora.")).map(|(n, t)| (n, t.copy())).collect();
+    let mut optimizer = AdamW::new(&vs, 1e-2, 0.1);
+    let first = calc_loss_batch(&inputs, &targets, &model, Device::Cpu, true).double_value(&[]);
+    for _ in 0..30 {
+        optimizer.backward_step(&calc_loss_batch(&inputs, &targets, &model, Device::Cpu, true));
+    }
+    let last = calc_loss_batch(&inputs, &targets, &model, Device::Cpu, false).double_value(&[]);
+    assert!(last < 0.7 * first, "LoRA alone lowers the loss: {first:.3} -> {last:.3}");
+    let vars = vs.variables();
+    for (name, before) in &frozen {
+        assert!(vars[name].equal(before), "{name} must not change");
+    }
+}
