@@ -3,28 +3,15 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
+use common::{llm, llm_succeeds};
 use llm_from_scratch::ch06::{classify_review, load_classifier, read_csv};
-
-fn llm(args: &[&str]) -> Output {
-    // One libtorch thread: a tiny model on a shared machine is faster without spinning workers.
-    let out = Command::new(env!("CARGO_BIN_EXE_llm")).args(args).env("OMP_NUM_THREADS", "1").output().expect("run llm");
-    assert!(
-        out.status.success(),
-        "llm {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 #[test]
 fn finetune_spam_writes_a_classifier_that_llm_classify_loads() {
     let dir = std::env::temp_dir().join(format!("llm-fs-cli-spam-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let d = dir.to_str().unwrap();
-    let out = llm(&[
+    let out = llm_succeeds(&[
         "finetune-spam", "--config", "tiny", "--epochs", "1", "--max-steps", "30", "--lr", "1e-3", "--eval-freq", "10",
         "--eval-iter", "1", "--out", d,
     ]);
@@ -49,7 +36,7 @@ fn finetune_spam_writes_a_classifier_that_llm_classify_loads() {
         "You are a winner you have been specially selected to receive $1000 cash or a $2000 award.",
         "Hey, just wanted to check if we're still on for dinner tonight? Let me know!",
     ];
-    let out = llm(&["classify", "--model", d, "--text", texts[0], "--text", texts[1]]);
+    let out = llm_succeeds(&["classify", "--model", d, "--text", texts[0], "--text", texts[1]]);
     let answers: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
     let (_vs, model, info) = {
         let _rng = llm_from_scratch::rng_lock();
@@ -64,7 +51,7 @@ fn finetune_spam_writes_a_classifier_that_llm_classify_loads() {
     assert!(answers.iter().all(|a| a == "spam" || a == "not spam"), "{answers:?}");
 
     // A checkpoint that is not a classifier is refused with a message naming it.
-    let out = Command::new(env!("CARGO_BIN_EXE_llm")).args(["classify", "--model", "/nonexistent-llm-fs", "--text", "hi"]).output().unwrap();
+    let out = llm(&["classify", "--model", "/nonexistent-llm-fs", "--text", "hi"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("/nonexistent-llm-fs"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -72,7 +59,7 @@ fn finetune_spam_writes_a_classifier_that_llm_classify_loads() {
 
 #[test]
 fn bench_finetune_spam_prints_one_json_line() {
-    let out = llm(&["bench", "finetune-spam", "--config", "tiny", "--batch-size", "2", "--max-length", "16", "--steps", "2", "--threads", "1"]);
+    let out = llm_succeeds(&["bench", "finetune-spam", "--config", "tiny", "--batch-size", "2", "--max-length", "16", "--steps", "2", "--threads", "1"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON line ({e}): {stdout}"));
     assert_eq!((v["bench"].as_str(), v["forward"].as_str()), (Some("finetune-spam"), Some("last-token")));
@@ -93,14 +80,14 @@ fn finetune_spam_with_lora_trains_only_the_low_rank_updates() {
     let dir = std::env::temp_dir().join(format!("llm-fs-cli-spam-lora-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let d = dir.to_str().unwrap();
-    let out = llm(&["finetune-spam", "--config", "tiny", "--epochs", "1", "--max-steps", "3", "--eval-iter", "1", "--lora-rank", "2", "--lora-alpha", "4", "--out", d]);
+    let out = llm_succeeds(&["finetune-spam", "--config", "tiny", "--epochs", "1", "--max-steps", "3", "--eval-iter", "1", "--lora-rank", "2", "--lora-alpha", "4", "--out", d]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("LoRA rank 2 alpha 4"), "{}", String::from_utf8_lossy(&out.stderr));
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
     // Per block: 4 x 2 (128 + 128) for the attention's projections, 2 (128 + 512) twice for the
     // feed-forward layers; the head: 2 (128 + 2).
     let want = 2 * (4 * 2 * 256 + 2 * 2 * 640) + 2 * 130;
     assert_eq!(results["trainable_parameters"].as_i64(), Some(want), "{results}");
-    let out = llm(&["classify", "--model", d, "--text", "Free entry in 2 a wkly comp to win FA Cup final tkts"]);
+    let out = llm_succeeds(&["classify", "--model", d, "--text", "Free entry in 2 a wkly comp to win FA Cup final tkts"]);
     let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(answer == "spam" || answer == "not spam", "{answer}");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -4,20 +4,8 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
+use common::llm_succeeds;
 use llm_from_scratch::appendix_d::LrSchedule;
-
-fn llm(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_llm")).args(args).output().expect("run llm");
-    assert!(
-        out.status.success(),
-        "llm {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 #[test]
 fn pretrain_follows_the_schedule_and_resumes_it() {
@@ -28,7 +16,7 @@ fn pretrain_follows_the_schedule_and_resumes_it() {
     let text_file = dir.join("text.txt");
     std::fs::write(&text_file, &common::text(&llm_from_scratch::data::THE_VERDICT)[..3000]).unwrap();
     let d = dir.to_str().unwrap();
-    let out = llm(&[
+    let out = llm_succeeds(&[
         "pretrain", "--data", text_file.to_str().unwrap(), "--config", "tiny", "--context-length", "16", "--batch-size", "8",
         "--eval-freq", "4", "--eval-iter", "1", "--epochs", "2", "--max-steps", "3", "--out", d, "--lr", "1e-3",
         "--warmup-steps", "2", "--initial-lr", "1e-4", "--min-lr", "1e-5", "--clip", "1.0",
@@ -44,7 +32,7 @@ fn pretrain_follows_the_schedule_and_resumes_it() {
     assert_eq!(schedule.lr_at(2), 1e-3);
 
     // Resume without the flags: the checkpoint remembers them.
-    llm(&["pretrain", "--resume", d]);
+    llm_succeeds(&["pretrain", "--resume", d]);
     let last = schedule.lr_at(9);
     assert_eq!(lr_in_checkpoint(), last, "the last step's rate");
     assert!((last - (1e-5 + (1e-3 - 1e-5) * 0.5 * (1.0 + (std::f64::consts::PI * 7.0 / 8.0).cos()))).abs() < 1e-15);

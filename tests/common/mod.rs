@@ -109,21 +109,31 @@ pub fn fixture(script: &str, args: &[&str], name: &str, marker: &str) -> PathBuf
     dir
 }
 
-/// Run the `llm` binary with `args`, reading the data files from the tests' data folder (and
-/// without backtraces, so error messages read as a user sees them).
+/// Run the `llm` binary with `args`, reading the data files from the tests' data folder, without
+/// backtraces (so error messages read as a user sees them), and with one libtorch thread (the
+/// tests run side by side, and their models are tiny).
 pub fn llm(args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_llm"));
-    cmd.args(args).env_remove("RUST_BACKTRACE");
+    cmd.args(args).env_remove("RUST_BACKTRACE").env("OMP_NUM_THREADS", "1");
     if let Some(dir) = store().local_dir {
         cmd.env("LLM_DATA_DIR", dir);
     }
     cmd.output().expect("run llm")
 }
 
-/// [`llm`], which must succeed (else the test fails showing both output streams); its stdout.
-pub fn llm_ok(args: &[&str]) -> String {
+/// [`llm`], which must succeed (else the test fails showing both output streams).
+pub fn llm_succeeds(args: &[&str]) -> Output {
     let out = llm(args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "llm {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    stdout
+    assert!(
+        out.status.success(),
+        "llm {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The stdout of [`llm_succeeds`].
+pub fn llm_ok(args: &[&str]) -> String {
+    String::from_utf8_lossy(&llm_succeeds(args).stdout).into_owned()
 }
