@@ -28,6 +28,7 @@ real run, so the notebooks read well on a code host).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import sys
 import time
@@ -38,6 +39,8 @@ KERNEL = "llm-from-scratch"
 PANIC = "panicked at"
 ALLOW_ERROR_TAG = "allow-error"
 # stderr lines that report progress, not errors: the data module's `downloading <file> from <url>`.
+# How long the runner waits, after a cell's "idle" status, for output the kernel sends late.
+LATE_OUTPUT_S = 0.2
 PROGRESS_LINE = re.compile(r"^downloading \S+ from \S+$")
 
 
@@ -113,14 +116,33 @@ def run_notebook(nb_path: Path, out_dir: Path, timeout: int, kernel: str, update
     """Execute one notebook; raise NotebookFailure naming the cell on the first failing cell.
     Returns the seconds from the kernel's start to the first cell output (None if none)."""
     import nbformat
+    from queue import Empty
+
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbclient.exceptions import CellExecutionComplete, CellTimeoutError, DeadKernelError
+    from nbclient.util import ensure_async
 
     nb = nbformat.read(nb_path, as_version=4)
     t0 = time.monotonic()
     first_output: list[float] = []
 
     class CheckingClient(NotebookClient):
+        async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
+            await super()._async_poll_output_msg(parent_msg_id, cell, cell_index)
+            # evcxr can send a cell's stdout or stderr after its "idle" status (evcxr issue #353),
+            # which nbclient would drop: keep reading until the kernel is quiet for a moment, so
+            # that late output (an `Err` printed on stderr) is recorded and judged too.
+            while True:
+                try:
+                    msg = await ensure_async(self.kc.iopub_channel.get_msg(timeout=LATE_OUTPUT_S))
+                except (Empty, asyncio.TimeoutError):
+                    return
+                if msg["parent_header"].get("msg_id") == parent_msg_id and msg["msg_type"] != "status":
+                    try:
+                        self.process_message(msg, cell, cell_index)
+                    except CellExecutionComplete:
+                        pass
+
         async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
             try:
                 result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
