@@ -197,7 +197,6 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)], metadata: &B
     })
 }
 
-
 /// Write `bytes` to `path` through a temporary file in the same folder and a rename, so that
 /// an interrupted write never leaves a broken file in place of the previous one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
