@@ -13,9 +13,9 @@
 # and of the fastest steps of all rounds (the least disturbed by other processes). The release
 # build of `llm` is used.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-# shellcheck source=/dev/null
-source scripts/env.sh
+# shellcheck source=scripts/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh"
+bench_setup release
 
 CONFIG="${CONFIG:-gpt2-small}"
 BATCH="${BATCH:-8}"
@@ -23,22 +23,10 @@ MAX_LENGTH="${MAX_LENGTH:-120}"
 STEPS="${STEPS:-5}"
 WARMUP="${WARMUP:-1}"
 ROUNDS="${ROUNDS:-3}"
-THREADS="${THREADS:-$(python -c 'import torch; print(torch.get_num_threads())')}"
 EXTRA="${EXTRA:-}"
 
-cargo build --quiet --release --bin llm
-LLM="${CARGO_TARGET_DIR:-target}/release/llm"
-OUT="$(mktemp -d)"
-trap 'rm -rf "$OUT"' EXIT
-
 common=(--config "$CONFIG" --batch-size "$BATCH" --max-length "$MAX_LENGTH" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS")
-echo "# $LLM bench finetune-spam ${common[*]} $EXTRA"
-echo "# python benches/finetune_spam_pytorch.py ${common[*]}"
-for round in $(seq 1 "$ROUNDS"); do
-    # shellcheck disable=SC2086
-    "$LLM" bench finetune-spam "${common[@]}" $EXTRA | tee "$OUT/ours-$round.json"
-    python benches/finetune_spam_pytorch.py "${common[@]}" | tee "$OUT/torch-$round.json"
-done
+bench_alternate finetune-spam benches/finetune_spam_pytorch.py "${common[@]}"
 
 python - "$OUT" "$ROUNDS" <<'PY'
 import json, statistics, sys

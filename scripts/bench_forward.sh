@@ -14,9 +14,9 @@
 #
 # `llm` is built with the dev profile (dependencies at opt-level 3; the time is spent in libtorch).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-# shellcheck source=/dev/null
-source scripts/env.sh
+# shellcheck source=scripts/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh"
+bench_setup dev
 
 CONFIG="${CONFIG:-gpt2-small}"
 BATCH="${BATCH:-2}"
@@ -24,12 +24,6 @@ ROUNDS="${ROUNDS:-3}"
 RUNS="${RUNS:-3}"
 WARMUP="${WARMUP:-1}"
 CONTEXTS="${CONTEXTS:-256 1024}"
-THREADS="${THREADS:-$(python -c 'import torch; print(torch.get_num_threads())')}"
-
-cargo build --quiet --bin llm
-LLM="${CARGO_TARGET_DIR:-target}/debug/llm"
-OUT="$(mktemp -d)"
-trap 'rm -rf "$OUT"' EXIT
 
 for round in $(seq 1 "$ROUNDS"); do
     for ctx in $CONTEXTS; do

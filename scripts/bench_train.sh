@@ -12,9 +12,9 @@
 # are then those of the medians over the rounds, and of the fastest steps of all rounds (the
 # least disturbed by other processes). The release build of `llm` is used.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-# shellcheck source=/dev/null
-source scripts/env.sh
+# shellcheck source=scripts/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh"
+bench_setup release
 
 CONFIG="${CONFIG:-gpt2-small}"
 BATCH="${BATCH:-2}"
@@ -22,22 +22,10 @@ CONTEXT="${CONTEXT:-256}"
 STEPS="${STEPS:-5}"
 WARMUP="${WARMUP:-1}"
 ROUNDS="${ROUNDS:-1}"
-THREADS="${THREADS:-$(python -c 'import torch; print(torch.get_num_threads())')}"
 EXTRA="${EXTRA:-}"
 
-cargo build --quiet --release --bin llm
-LLM="${CARGO_TARGET_DIR:-target}/release/llm"
-OUT="$(mktemp -d)"
-trap 'rm -rf "$OUT"' EXIT
-
 common=(--config "$CONFIG" --batch-size "$BATCH" --context-length "$CONTEXT" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS")
-echo "# $LLM bench train ${common[*]} $EXTRA"
-echo "# python benches/train_pytorch.py ${common[*]}"
-for round in $(seq 1 "$ROUNDS"); do
-    # shellcheck disable=SC2086
-    "$LLM" bench train "${common[@]}" $EXTRA | tee "$OUT/ours-$round.json"
-    python benches/train_pytorch.py "${common[@]}" | tee "$OUT/torch-$round.json"
-done
+bench_alternate train benches/train_pytorch.py "${common[@]}"
 
 python - "$OUT" "$ROUNDS" <<'PY'
 import json, statistics, sys
