@@ -16,8 +16,7 @@ use serde::Serialize;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use super::train::{cpu_seconds, peak_rss_mb};
-use super::{bench_config, median};
+use super::{bench_config, cpu_seconds, median, peak_rss_mb};
 
 /// Arguments of `llm bench finetune-spam`.
 #[derive(Args, Debug)]

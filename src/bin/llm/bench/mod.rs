@@ -6,7 +6,7 @@ mod forward;
 mod tokenize;
 mod train;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use llm_from_scratch::ch04::GptConfig;
 
@@ -58,4 +58,23 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+/// CPU seconds (user + system, all threads) this process has used so far.
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct we own; RUSAGE_SELF is always valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// The process's peak resident set size in MiB (`VmHWM` in `/proc/self/status`; Linux only).
+pub fn peak_rss_mb() -> Result<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM in /proc/self/status")?;
+    let kb: f64 = line.split_whitespace().nth(1).context("VmHWM without a value")?.parse()?;
+    Ok(kb / 1024.0)
 }

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use llm_from_scratch::ch04::{num_parameters, AttentionImpl, GptModel};
 use llm_from_scratch::optim::AdamW;
@@ -15,7 +15,7 @@ use serde::Serialize;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use super::{bench_config, median};
+use super::{bench_config, cpu_seconds, median, peak_rss_mb};
 
 /// Arguments of `llm bench train`.
 #[derive(Args, Debug)]
@@ -88,25 +88,6 @@ struct TrainReport {
     matmul_gflops: f64,
     mfu: f64,
     losses: Vec<f64>,
-}
-
-/// CPU seconds (user + system, all threads) this process has used so far.
-pub fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the struct we own; RUSAGE_SELF is always valid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return f64::NAN;
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
-}
-
-/// The process's peak resident set size in MiB (`VmHWM` in `/proc/self/status`; Linux only).
-pub fn peak_rss_mb() -> Result<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM in /proc/self/status")?;
-    let kb: f64 = line.split_whitespace().nth(1).context("VmHWM without a value")?.parse()?;
-    Ok(kb / 1024.0)
 }
 
 /// fp32 matmul throughput of this machine in GFLOP/s: the median of 5 products of two `n x n`
