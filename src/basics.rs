@@ -3,8 +3,8 @@
 //! logistic regression (A.3-A.4), the multilayer perceptron `NeuralNetwork` (A.5), the toy data
 //! set and its loader (A.6), the training loop with SGD and the accuracy (A.7), and a figure of
 //! the trained network's decision boundary. Saving and loading (A.8) is
-//! [`crate::model::save_safetensors`] / [`crate::model::load_safetensors`]; choosing the device
-//! (A.9) is [`crate::device()`].
+//! [`crate::nn::model::save_safetensors`] / [`crate::nn::model::load_safetensors`]; choosing the device
+//! (A.9) is [`crate::util::device()`].
 //!
 //! PyTorch's `DataLoader(shuffle=True)` draws its order from libtorch's global generator;
 //! [`torch_shuffle_order`] draws it the same way (two seeds, then `randperm` from a fresh
@@ -16,10 +16,10 @@ use tch::kind::Element;
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use crate::dataloader::{DataLoader, Dataset};
+use crate::text::dataloader::{DataLoader, Dataset};
 use crate::error::{Error, Result};
-use crate::layers::Linear;
-use crate::plot::{evcxr_figure, plot_err, Figure, FONT};
+use crate::nn::layers::Linear;
+use crate::viz::plot::{evcxr_figure, plot_err, Figure, FONT};
 
 // ---------------------------------------------------------------------------------------------
 // A.2 Tensors and ndarray
@@ -396,10 +396,10 @@ pub fn compute_accuracy(model: &NeuralNetwork, loader: &DataLoader<ToyDataset>, 
     correct as f64 / total as f64
 }
 
-/// The per-step losses of a toy run as a [`crate::figures::LossPlot`], against the fractional
+/// The per-step losses of a toy run as a [`crate::viz::figures::LossPlot`], against the fractional
 /// epoch (step `k` of epoch `e` is at `e + (k + 1) / num_batches`).
-pub fn toy_loss_plot(steps: &[ToyTrainStep]) -> crate::figures::LossPlot {
-    crate::figures::LossPlot {
+pub fn toy_loss_plot(steps: &[ToyTrainStep]) -> crate::viz::figures::LossPlot {
+    crate::viz::figures::LossPlot {
         title: "Training loss (appendix A toy run)".into(),
         y_label: "Loss".into(),
         epochs: steps.iter().map(|s| s.epoch as f64 + (s.batch + 1) as f64 / s.num_batches.max(1) as f64).collect(),
@@ -513,7 +513,7 @@ impl Figure for DecisionBoundary {
                 .label(format!("class {label}"))
                 .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
         }
-        crate::plot::draw_legend(&mut chart)?;
+        crate::viz::plot::draw_legend(&mut chart)?;
         Ok(())
     }
 }

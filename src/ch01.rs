@@ -5,7 +5,7 @@
 //! are the published ones; the book quotes GPT-3's 96 layers, 175 billion parameters and
 //! 300 billion training tokens, at an estimated $4.6 million of compute (section 1.5).
 
-use crate::plot::BarChart;
+use crate::viz::plot::BarChart;
 
 /// One generation of OpenAI's GPT models, as published.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -46,7 +46,7 @@ pub fn model_size_chart() -> BarChart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plot::Figure;
+    use crate::viz::plot::Figure;
 
     #[test]
     fn gpt3_is_the_books_model() {

@@ -51,7 +51,7 @@ pub enum Error {
     /// An argument outside its valid range (`name` says which).
     #[error("invalid {name}: {reason}")]
     InvalidArgument { name: &'static str, reason: String },
-    /// A model preset name that [`crate::config::GptConfig::from_preset_name`] does not know.
+    /// A model preset name that [`crate::nn::config::GptConfig::from_preset_name`] does not know.
     #[error("unknown model preset '{name}' (known: {known})")]
     UnknownPreset { name: String, known: String },
     /// A configuration file or value that cannot be used (`what` says which file or field).

@@ -227,7 +227,7 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
         ..CheckpointMeta::model_only(&cfg)
     };
     save_checkpoint(out, vs, None, &meta)?;
-    llm_from_scratch::checkpoint::write_atomic(&out.join("history.json"), serde_json::to_string_pretty(&state.history)?.as_bytes())?;
+    llm_from_scratch::util::files::write_atomic(&out.join("history.json"), serde_json::to_string_pretty(&state.history)?.as_bytes())?;
     if !state.history.epochs.is_empty() {
         let plot = LossPlot::from_history(&state.history);
         plot.save(out.join("loss.svg"))?;
@@ -278,7 +278,7 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
         println!("ROUGE-L of the {} test responses: {r:.3}", answered.len());
     }
     println!("Loss on the reference test responses: {loss:.3} (perplexity {:.2})", loss.exp());
-    llm_from_scratch::checkpoint::write_atomic(&out.join("scores.json"), serde_json::to_string_pretty(&scores)?.as_bytes())?;
+    llm_from_scratch::util::files::write_atomic(&out.join("scores.json"), serde_json::to_string_pretty(&scores)?.as_bytes())?;
     eprintln!("finetuned model, history.json, loss plots, {RESPONSES_FILE} and scores.json in {}", out.display());
     Ok(())
 }

@@ -196,7 +196,7 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
 }
 
 fn save_outputs(out: &Path, history: &ClassifierHistory, results: &Results) -> Result<()> {
-    let write = |name: &str, json: String| llm_from_scratch::checkpoint::write_atomic(&out.join(name), json.as_bytes());
+    let write = |name: &str, json: String| llm_from_scratch::util::files::write_atomic(&out.join(name), json.as_bytes());
     write("history.json", serde_json::to_string_pretty(history)?)?;
     write("results.json", serde_json::to_string_pretty(results)?)?;
     if !history.epochs.is_empty() {

@@ -281,7 +281,7 @@ pub fn say(bar: &ProgressBar, line: &str) {
 
 fn save_outputs(out: &Path, state: &TrainState) -> Result<()> {
     let history = serde_json::to_string_pretty(&state.history)?;
-    llm_from_scratch::checkpoint::write_atomic(&out.join("history.json"), history.as_bytes())?;
+    llm_from_scratch::util::files::write_atomic(&out.join("history.json"), history.as_bytes())?;
     if !state.history.epochs.is_empty() {
         let plot = LossPlot::from_history(&state.history);
         plot.save(out.join("loss.svg"))?;

@@ -17,8 +17,6 @@ pub struct TokenizeBenchArgs {
     pub seconds: f64,
 }
 
-
-#[cfg(feature = "tiktoken")]
 /// Median seconds of one call of `f`, over rounds alternating with nothing else, until
 /// `budget` has passed (at least 3 rounds, after one warm-up call).
 fn time_median(budget: std::time::Duration, mut f: impl FnMut()) -> (f64, usize) {
@@ -35,7 +33,6 @@ fn time_median(budget: std::time::Duration, mut f: impl FnMut()) -> (f64, usize)
     (times[times.len() / 2], times.len())
 }
 
-#[cfg(feature = "tiktoken")]
 pub fn tokenize(args: TokenizeBenchArgs) -> Result<()> {
     use anyhow::Context;
     use llm_from_scratch::tokenizer::BpeTokenizer;
@@ -77,12 +74,6 @@ pub fn tokenize(args: TokenizeBenchArgs) -> Result<()> {
     Ok(())
 }
 
-#[cfg(not(feature = "tiktoken"))]
-pub fn tokenize(_args: TokenizeBenchArgs) -> Result<()> {
-    anyhow::bail!("this build has no tiktoken-rs to compare with: rebuild with the default feature `tiktoken`")
-}
-
-#[cfg(feature = "tiktoken")]
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }

@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::util::files::temp_path;
 
 /// The environment variable naming a local folder of data files used instead of downloading.
 pub const DATA_DIR_VAR: &str = "LLM_DATA_DIR";
@@ -475,14 +476,6 @@ fn extract_member(zip_path: &Path, member: &str, out: &Path) -> Result<String> {
         .ok_or_else(|| bad_zip(format!("the archive has no member {member:?}")))?;
     let mut entry = archive.by_name(&name).map_err(|e| bad_zip(format!("{name}: {e}")))?;
     copy_hashing(&mut entry, out)
-}
-
-/// A temporary name next to `dest`, unique to this process and call.
-pub(crate) fn temp_path(dest: &Path) -> PathBuf {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    dest.with_file_name(format!(".{name}.{}.{n}.part", std::process::id()))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -20,13 +20,13 @@ use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
 use tch::Tensor;
 
-use crate::config::GptConfig;
+use crate::nn::config::GptConfig;
 use crate::error::{Error, Result};
-use crate::model::copy_named_into;
-use crate::optim::{AdamW, AdamWHyper};
-use crate::tensor_file::{write_safetensors, SafetensorsFile};
-pub use crate::tensor_file::write_atomic;
-use crate::train::{TrainSettings, TrainState};
+use crate::nn::model::copy_named_into;
+use crate::training::optim::{AdamW, AdamWHyper};
+use crate::nn::tensor_file::{write_safetensors, SafetensorsFile};
+use crate::util::files::write_atomic;
+use crate::training::train::{TrainSettings, TrainState};
 
 /// The checkpoint file inside a checkpoint folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";

@@ -17,9 +17,9 @@
 use tch::nn::{self, Module, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::GptConfig;
-use crate::init;
-use crate::layers::{Dropout, Linear};
+use crate::nn::config::GptConfig;
+use crate::nn::init;
+use crate::nn::layers::{Dropout, Linear};
 
 /// The six words of the book's running example, "Your journey starts with one step".
 pub const YOUR_JOURNEY_WORDS: [&str; 6] = ["Your", "journey", "starts", "with", "one", "step"];
@@ -402,7 +402,7 @@ impl ModuleT for MultiHeadAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{rng_lock, set_seed};
+    use crate::util::device::{rng_lock, set_seed};
 
     fn values(t: &Tensor) -> Vec<f32> {
         Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()

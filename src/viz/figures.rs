@@ -1,4 +1,4 @@
-//! More figures for the notebooks (see [`crate::plot`] for the [`Figure`] trait): a heat map of
+//! More figures for the notebooks (see [`crate::viz::plot`] for the [`Figure`] trait): a heat map of
 //! a matrix with labelled rows and columns, used by chapter 3 to show attention weights
 //! (queries down, keys across).
 
@@ -8,7 +8,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::plot::{evcxr_figure, plot_err, Figure, FONT};
+use crate::viz::plot::{evcxr_figure, plot_err, Figure, FONT};
 
 /// A heat map of `values` (row-major: `values[row][column]`) with one label per row and column,
 /// coloured from dark purple (the smallest value) to yellow (the largest), with the numbers
@@ -201,22 +201,6 @@ pub struct LossPlot {
 
 evcxr_figure!(LossPlot);
 
-impl LossPlot {
-    /// The book's loss plot of a training history (chapter 5: `plot_losses`).
-    pub fn from_history(history: &crate::train::TrainHistory) -> Self {
-        LossPlot {
-            title: "Training and validation loss".into(),
-            y_label: "Loss".into(),
-            epochs: history.epochs.clone(),
-            tokens_seen: history.tokens_seen.clone(),
-            series: vec![
-                ("Training loss".into(), history.train_losses.clone()),
-                ("Validation loss".into(), history.val_losses.clone()),
-            ],
-        }
-    }
-}
-
 impl Figure for LossPlot {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
     where
@@ -255,7 +239,7 @@ impl Figure for LossPlot {
             chart
                 .configure_secondary_axes()
                 .x_desc("Tokens seen")
-                .x_label_formatter(&|v| crate::plot::si_format(*v))
+                .x_label_formatter(&|v| crate::viz::plot::si_format(*v))
                 .y_labels(0)
                 .label_style((FONT, 13))
                 .draw()
@@ -271,7 +255,7 @@ impl Figure for LossPlot {
                 .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         }
-        crate::plot::draw_legend(&mut chart)?;
+        crate::viz::plot::draw_legend(&mut chart)?;
         Ok(())
     }
 }

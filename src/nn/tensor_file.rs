@@ -1,8 +1,8 @@
 //! Safetensors files: reading one tensor at a time, writing atomically, with metadata.
 //!
 //! One reader and one writer for every weight file of the crate: the book's state dicts
-//! ([`crate::model::save_safetensors`]), training checkpoints ([`crate::checkpoint`]) and
-//! Hugging Face's GPT-2 files ([`crate::gpt2`]). Files written here load in PyTorch with
+//! ([`crate::nn::model::save_safetensors`]), training checkpoints ([`crate::training::checkpoint`]) and
+//! Hugging Face's GPT-2 files ([`crate::nn::gpt2`]). Files written here load in PyTorch with
 //! `safetensors.torch.load_file`.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::util::files::{temp_path, write_atomic_with};
 
 /// The header key of the free-form metadata.
 const METADATA: &str = "__metadata__";
@@ -194,28 +195,6 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)], metadata: &B
             f.write_all(&bytes)?;
         }
         Ok(())
-    })
-}
-
-/// Write `bytes` to `path` through a temporary file in the same folder and a rename, so that
-/// an interrupted write never leaves a broken file in place of the previous one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, |f| f.write_all(bytes))
-}
-
-/// [`write_atomic`] with the content written by `write` into the (buffered) temporary file,
-/// which is flushed to disk before the rename.
-pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<()> {
-    let tmp = crate::data::temp_path(path);
-    let result = (|| {
-        let mut f = BufWriter::new(File::create(&tmp)?);
-        write(&mut f)?;
-        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
     })
 }
 

@@ -6,7 +6,7 @@
 //! | 4.3 GELU and the feed-forward network | [`Gelu`] (tanh approximation), [`FeedForward`] |
 //! | 4.4 shortcut connections | [`ExampleDeepNeuralNetwork`] |
 //! | 4.5 the transformer block | [`TransformerBlock`] (pre-norm) |
-//! | 4.6 the GPT model; parameter counts and size | [`GptModel`], [`num_parameters`], [`num_parameters_under`], [`crate::config::size_mb`] |
+//! | 4.6 the GPT model; parameter counts and size | [`GptModel`], [`num_parameters`], [`num_parameters_under`], [`crate::nn::config::size_mb`] |
 //! | 4.7 generating text | [`generate_text_simple`] (greedy) |
 //! | 5.4 saving and loading weights (used by later chapters) | [`save_safetensors`], [`load_safetensors`] |
 //!
@@ -21,10 +21,10 @@ use std::path::Path;
 use tch::nn::{self, Init, Module, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use crate::attention::{AttentionImpl, MultiHeadAttention};
-use crate::config::GptConfig;
+use crate::nn::attention::{AttentionImpl, MultiHeadAttention};
+use crate::nn::config::GptConfig;
 use crate::error::{Error, Result};
-use crate::layers::{Dropout, Embedding, Linear};
+use crate::nn::layers::{Dropout, Embedding, Linear};
 
 /// Layer normalization (book's `LayerNorm`, 4.2): normalise the last dimension to mean 0 and
 /// (biased) variance 1, then scale and shift: `scale * (x - mean) / sqrt(var + eps) + shift`.
@@ -388,7 +388,7 @@ pub fn save_safetensors(vs: &nn::VarStore, path: impl AsRef<Path>) -> Result<()>
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    crate::tensor_file::write_safetensors(path, &named, &Default::default())
+    crate::nn::tensor_file::write_safetensors(path, &named, &Default::default())
 }
 
 /// Load a safetensors file into the variables of `vs`, key by key (strict, like PyTorch's
@@ -397,7 +397,7 @@ pub fn save_safetensors(vs: &nn::VarStore, path: impl AsRef<Path>) -> Result<()>
 /// kind and device. Errors name the file, the tensor and both shapes.
 pub fn load_safetensors(vs: &nn::VarStore, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let file: HashMap<String, Tensor> = crate::tensor_file::SafetensorsFile::open(path)?.read_all()?.into_iter().collect();
+    let file: HashMap<String, Tensor> = crate::nn::tensor_file::SafetensorsFile::open(path)?.read_all()?.into_iter().collect();
     copy_named_into(vs, &file, path)
 }
 
@@ -431,10 +431,60 @@ pub fn copy_named_into(vs: &nn::VarStore, tensors: &HashMap<String, Tensor>, sou
     })
 }
 
+// Section 6.5: freezing parameters and replacing the output head (used by chapter 6 and appendix E).
+
+/// Set `requires_grad` of every variable of `vs` named `prefix` or `prefix.<...>` (all of them
+/// for an empty prefix): the book's `for param in model.parameters(): param.requires_grad =
+/// False` and `for param in model.trf_blocks[-1].parameters(): param.requires_grad = True`.
+/// Returns how many tensors it set. An optimizer skips the frozen ones (no gradient).
+pub fn set_requires_grad_under(vs: &nn::VarStore, prefix: &str, requires_grad: bool) -> usize {
+    let dotted = format!("{prefix}.");
+    let mut n = 0;
+    for (name, t) in vs.variables() {
+        if prefix.is_empty() || name == prefix || name.starts_with(&dotted) {
+            let _ = t.set_requires_grad(requires_grad);
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Section 6.5: replace the model's `out_head` (`Linear(emb_dim, vocab_size, bias=False)`) with
+/// a new, trainable `Linear(emb_dim, num_classes)` with a bias, as the book's
+/// `model.out_head = torch.nn.Linear(in_features=768, out_features=2)` does: the old head's
+/// variables leave `vs`, the new ones are drawn as `nn.Linear` draws them (seed first for the
+/// book's values) on `vs`'s device. `model` must have been built under `vs.root()`. Build the
+/// optimizer after this: it takes the variables `vs` holds when it is created.
+pub fn replace_out_head(model: &mut GptModel, vs: &nn::VarStore, num_classes: i64) {
+    {
+        let mut vars = vs.variables_.lock().expect("the var store's lock");
+        let old: Vec<String> = vars.named_variables.keys().filter(|k| k.starts_with("out_head.")).cloned().collect();
+        for name in old {
+            if let Some(t) = vars.named_variables.remove(&name) {
+                vars.trainable_variables.retain(|v| v.tensor.data_ptr() != t.data_ptr());
+            }
+        }
+    }
+    model.out_head = Linear::new(&(vs.root() / "out_head"), model.cfg.emb_dim, num_classes, true);
+}
+
+fn linear_requires_grad(l: &Linear) -> bool {
+    l.weight.requires_grad()
+        || l.bias.as_ref().is_some_and(Tensor::requires_grad)
+        || l.lora.as_ref().is_some_and(crate::nn::layers::LoRALayer::requires_grad)
+}
+
+/// Whether any parameter of `block` requires a gradient.
+pub fn block_requires_grad(block: &TransformerBlock) -> bool {
+    let att = &block.att;
+    [&att.w_query, &att.w_key, &att.w_value, &att.out_proj, &block.ff.fc1, &block.ff.fc2].into_iter().any(linear_requires_grad)
+        || [&block.norm1, &block.norm2].into_iter().any(|n| n.scale.requires_grad() || n.shift.requires_grad())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{rng_lock, set_seed};
+    use crate::util::device::{rng_lock, set_seed};
 
     fn small_cfg() -> GptConfig {
         GptConfig { vocab_size: 97, context_length: 16, emb_dim: 32, n_heads: 4, n_layers: 2, drop_rate: 0.1, qkv_bias: false }
@@ -651,3 +701,4 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+

@@ -64,7 +64,7 @@ pub fn uniform_0_1(vs: &nn::Path, name: &str, dims: &[i64]) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{rng_lock, set_seed};
+    use crate::util::device::{rng_lock, set_seed};
     use tch::Device;
 
     fn first(t: &Tensor, n: i64) -> Vec<f32> {

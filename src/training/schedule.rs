@@ -25,12 +25,12 @@ use plotters::prelude::*;
 use tch::nn::ModuleT;
 use tch::Device;
 
-use crate::dataloader::{DataLoader, Dataset};
+use crate::text::dataloader::{DataLoader, Dataset};
 use crate::error::{Error, Result};
-use crate::optim::AdamW;
-use crate::plot::{evcxr_figure, plot_err, Figure, FONT};
-use crate::tokenizer::Tokenizer;
-use crate::train::{print_book_lines, train_steps_with, TrainHistory, TrainSettings, TrainState};
+use crate::training::optim::AdamW;
+use crate::viz::plot::{evcxr_figure, plot_err, Figure, FONT};
+use crate::text::tokenizer::Tokenizer;
+use crate::training::train::{print_book_lines, train_steps_with, TrainHistory, TrainSettings, TrainState};
 
 /// The book's number of warmup steps: `int(fraction * total_steps)` (appendix D uses 0.2).
 pub fn warmup_steps_for(total_steps: i64, fraction: f64) -> i64 {
@@ -258,7 +258,7 @@ impl Figure for LrSchedulePlot {
                 .label(format!("end of warmup (step {w})"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
         }
-        crate::plot::draw_legend(&mut chart)?;
+        crate::viz::plot::draw_legend(&mut chart)?;
         Ok(())
     }
 }

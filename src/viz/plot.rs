@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 
 /// The font every figure uses (registered with plotters on first use).
 pub const FONT: &str = "sans-serif";
-static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static REGISTER_FONT: Once = Once::new();
 
 fn ensure_font() {
@@ -106,7 +106,7 @@ macro_rules! evcxr_figure {
         impl $ty {
             /// Called by evcxr to show the figure inline (as SVG).
             pub fn evcxr_display(&self) {
-                match $crate::plot::Figure::to_svg(self) {
+                match $crate::viz::plot::Figure::to_svg(self) {
                     Ok(svg) => svg.evcxr_display(),
                     Err(e) => eprintln!("could not draw the figure: {e}"),
                 }

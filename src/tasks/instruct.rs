@@ -1,7 +1,7 @@
 //! Chapter 7, "Fine-tuning to follow instructions": the instruction data in the Alpaca prompt
 //! style (7.2), batches padded by a custom collate function (7.3, 7.4), finetuning with chapter
 //! 5's training loop (7.6), generating and extracting responses and saving them (7.7), and
-//! offline scores of the responses (7.8; the judge model is in [`crate::judge`]).
+//! offline scores of the responses (7.8; the judge model is in [`crate::tasks::judge`]).
 //!
 //! ```text
 //! Below is an instruction that describes a task. Write a response that appropriately completes the request.
@@ -20,10 +20,10 @@
 //! 1100 entries, split without shuffling into 935 training, 110 test and 55 validation entries).
 //! Each batch is padded to its longest example plus one `<|endoftext|>`; the targets are the inputs
 //! shifted by one, with every padding position after the first set to -100, which
-//! [`crate::train::cross_entropy`] ignores. So the model learns to end its response with one
+//! [`crate::training::train::cross_entropy`] ignores. So the model learns to end its response with one
 //! `<|endoftext|>`, and [`generate_response`] stops there.
 //!
-//! [`INSTRUCTION_DATA`]: crate::data::INSTRUCTION_DATA
+//! [`INSTRUCTION_DATA`]: crate::text::data::INSTRUCTION_DATA
 
 use std::path::Path;
 
@@ -31,13 +31,13 @@ use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use tch::nn::ModuleT;
 use tch::{Device, Tensor};
 
-use crate::data::{DataStore, INSTRUCTION_DATA};
-use crate::dataloader::{DataLoader, Dataset};
+use crate::text::data::{DataStore, INSTRUCTION_DATA};
+use crate::text::dataloader::{DataLoader, Dataset};
 use crate::error::{Error, Result};
-use crate::generate::generate;
-use crate::tokenizer::{Tokenizer, ENDOFTEXT_ID};
-use crate::train::{calc_loss_loader, text_to_token_ids, token_ids_to_text};
-pub use crate::model::set_drop_rate;
+use crate::training::generate::generate;
+use crate::text::tokenizer::{Tokenizer, ENDOFTEXT_ID};
+use crate::training::train::{calc_loss_loader, text_to_token_ids, token_ids_to_text};
+pub use crate::nn::model::set_drop_rate;
 
 /// The first sentence of every prompt (the Alpaca prompt style, section 7.2).
 pub const PROMPT_PREAMBLE: &str =
@@ -404,7 +404,7 @@ pub fn save_responses(path: impl AsRef<Path>, entries: &[InstructionEntry]) -> R
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, formatter);
     serde::Serialize::serialize(entries, &mut ser)
         .map_err(|e| Error::Format { path: path.to_path_buf(), reason: e.to_string() })?;
-    crate::tensor_file::write_atomic(path, &buf)
+    crate::util::files::write_atomic(path, &buf)
 }
 
 /// The book's file name for the test set with the model's responses.

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | E.1 introduction to LoRA | [`LoRALayer`]: `(alpha / rank) * x @ A @ B`, A `[in, rank]` (kaiming-uniform), B `[rank, out]` (zeros) |
 //! | E.3 `LinearWithLoRA`, `replace_linear_with_lora` | [`LinearWithLoRA`] (a `Linear` and its update, on its own), [`replace_linear_with_lora`] (every `Linear` of a [`GptModel`], the classification head too) |
-//! | E.4 fine-tuning with LoRA | [`prepare_lora_classifier`], then chapter 6's [`crate::classify::train_classifier_simple`] |
+//! | E.4 fine-tuning with LoRA | [`prepare_lora_classifier`], then chapter 6's [`crate::tasks::classify::train_classifier_simple`] |
 //!
 //! Inside a [`GptModel`] each [`Linear`] carries its LoRA update in its `lora` field, so the
 //! model keeps its types; its variables move to the book's state-dict keys:
@@ -17,84 +17,11 @@
 //! before; only `A` and `B` train (2,666,528 parameters at rank 16 for GPT-2 small's classifier,
 //! against 124,441,346 in all).
 
-use tch::nn::{self, Module};
-use tch::Tensor;
+use tch::nn;
 
-use crate::init;
-use crate::layers::Linear;
-use crate::model::GptModel;
-
-/// The book's `LoRALayer(in_dim, out_dim, rank, alpha)`: the low-rank update
-/// `(alpha / rank) * x @ A @ B` added to a frozen linear layer's output.
-///
-/// `A` is drawn as `torch.nn.init.kaiming_uniform_(A, a=math.sqrt(5))` draws a `[in_dim, rank]`
-/// tensor (its fan-in is `rank`, the size of the second axis), `B` starts at zero.
-///
-/// # Shapes
-/// - `a`: `[in_dim, rank]`, `b`: `[rank, out_dim]`
-/// - input `[..., in_dim]` → output `[..., out_dim]`
-#[derive(Debug)]
-pub struct LoRALayer {
-    /// `A`, registered as `<path>.A`.
-    pub a: Tensor,
-    /// `B`, registered as `<path>.B`.
-    pub b: Tensor,
-    pub rank: i64,
-    pub alpha: f64,
-}
-
-impl LoRALayer {
-    /// Create `A` then `B` under `vs` (trainable).
-    pub fn new(vs: &nn::Path, in_dim: i64, out_dim: i64, rank: i64, alpha: f64) -> Self {
-        assert!(rank >= 1, "LoRA rank must be at least 1, not {rank}");
-        let bound = init::kaiming_uniform_bound(rank);
-        let a = vs.var("A", &[in_dim, rank], nn::Init::Uniform { lo: -bound, up: bound });
-        let b = vs.var("B", &[rank, out_dim], nn::Init::Const(0.0));
-        LoRALayer { a, b, rank, alpha }
-    }
-
-    /// Whether `A` or `B` requires a gradient (trains).
-    pub fn requires_grad(&self) -> bool {
-        self.a.requires_grad() || self.b.requires_grad()
-    }
-
-    /// Number of parameters: `rank * (in_dim + out_dim)`.
-    pub fn num_parameters(&self) -> i64 {
-        (self.a.numel() + self.b.numel()) as i64
-    }
-}
-
-impl Module for LoRALayer {
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.matmul(&self.a).matmul(&self.b) * (self.alpha / self.rank as f64) // [..., out_dim]
-    }
-}
-
-/// The book's `LinearWithLoRA(linear, rank, alpha)`: `linear(x) + lora(x)`, for a linear layer
-/// on its own. (Inside a [`GptModel`], [`replace_linear_with_lora`] puts the update in each
-/// `Linear`'s `lora` field instead, which computes the same.)
-///
-/// # Shapes
-/// input `[..., in_features]` → output `[..., out_features]`
-#[derive(Debug)]
-pub struct LinearWithLoRA {
-    pub linear: Linear,
-    pub lora: LoRALayer,
-}
-
-impl LinearWithLoRA {
-    /// Wrap `linear` with a new [`LoRALayer`] created under `vs` (its `A` and `B`).
-    pub fn new(vs: &nn::Path, linear: Linear, rank: i64, alpha: f64) -> Self {
-        let lora = LoRALayer::new(vs, linear.in_features(), linear.out_features(), rank, alpha);
-        LinearWithLoRA { linear, lora }
-    }
-}
-
-impl Module for LinearWithLoRA {
-    fn forward(&self, x: &Tensor) -> Tensor {
-        self.linear.forward(x) + self.lora.forward(x)
-    }
-}
+pub use crate::nn::layers::{LinearWithLoRA, LoRALayer};
+use crate::nn::layers::Linear;
+use crate::nn::model::{num_trainable_parameters, replace_out_head, set_requires_grad_under, GptModel};
 
 /// Every `Linear` of `model`, in the order of the book's `named_modules`: per block `W_query`,
 /// `W_key`, `W_value`, `out_proj`, `ff.layers.0`, `ff.layers.2`, then `out_head`.
@@ -150,10 +77,10 @@ pub fn replace_linear_with_lora(model: &mut GptModel, vs: &nn::VarStore, rank: i
 /// `A` and `B` matrices train. Returns the number of trainable parameters (2,666,528 for GPT-2
 /// small at rank 16).
 pub fn prepare_lora_classifier(model: &mut GptModel, vs: &nn::VarStore, num_classes: i64, rank: i64, alpha: f64) -> i64 {
-    crate::classify::replace_out_head(model, vs, num_classes);
-    crate::classify::set_requires_grad_under(vs, "", false);
+    replace_out_head(model, vs, num_classes);
+    set_requires_grad_under(vs, "", false);
     replace_linear_with_lora(model, vs, rank, alpha);
-    crate::model::num_trainable_parameters(vs)
+    num_trainable_parameters(vs)
 }
 
 /// The trainable parameters LoRA of rank `rank` adds to a layer `in_dim -> out_dim`:

@@ -3,13 +3,13 @@
 //!
 //! They hold their tensors in pub fields, registered in a [`tch::nn::VarStore`] under the same
 //! names as PyTorch's (`weight`, `bias`), and draw their initial values exactly as PyTorch does
-//! ([`crate::init`]). Later chapters rely on them being simple: chapter 6 swaps a model's
+//! ([`crate::nn::init`]). Later chapters rely on them being simple: chapter 6 swaps a model's
 //! `out_head` for a new `Linear`, appendix E adds a LoRA update to each `Linear` (its `lora` field).
 
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
-use crate::init;
+use crate::nn::init;
 
 /// `nn.Linear(in_features, out_features, bias)`: `y = x W^T + b`.
 ///
@@ -23,8 +23,8 @@ pub struct Linear {
     /// The bias, registered as `<path>.bias`, when the layer has one.
     pub bias: Option<Tensor>,
     /// Appendix E: a low-rank update added to the output, when the layer has one
-    /// ([`crate::lora::replace_linear_with_lora`]); `None` for a plain `nn.Linear`.
-    pub lora: Option<crate::lora::LoRALayer>,
+    /// ([`crate::tasks::lora::replace_linear_with_lora`]); `None` for a plain `nn.Linear`.
+    pub lora: Option<LoRALayer>,
 }
 
 impl Linear {
@@ -105,10 +105,84 @@ impl ModuleT for Dropout {
     }
 }
 
+// Appendix E: the low-rank update a `Linear` can carry.
+
+/// The book's `LoRALayer(in_dim, out_dim, rank, alpha)`: the low-rank update
+/// `(alpha / rank) * x @ A @ B` added to a frozen linear layer's output.
+///
+/// `A` is drawn as `torch.nn.init.kaiming_uniform_(A, a=math.sqrt(5))` draws a `[in_dim, rank]`
+/// tensor (its fan-in is `rank`, the size of the second axis), `B` starts at zero.
+///
+/// # Shapes
+/// - `a`: `[in_dim, rank]`, `b`: `[rank, out_dim]`
+/// - input `[..., in_dim]` → output `[..., out_dim]`
+#[derive(Debug)]
+pub struct LoRALayer {
+    /// `A`, registered as `<path>.A`.
+    pub a: Tensor,
+    /// `B`, registered as `<path>.B`.
+    pub b: Tensor,
+    pub rank: i64,
+    pub alpha: f64,
+}
+
+impl LoRALayer {
+    /// Create `A` then `B` under `vs` (trainable).
+    pub fn new(vs: &nn::Path, in_dim: i64, out_dim: i64, rank: i64, alpha: f64) -> Self {
+        assert!(rank >= 1, "LoRA rank must be at least 1, not {rank}");
+        let bound = init::kaiming_uniform_bound(rank);
+        let a = vs.var("A", &[in_dim, rank], nn::Init::Uniform { lo: -bound, up: bound });
+        let b = vs.var("B", &[rank, out_dim], nn::Init::Const(0.0));
+        LoRALayer { a, b, rank, alpha }
+    }
+
+    /// Whether `A` or `B` requires a gradient (trains).
+    pub fn requires_grad(&self) -> bool {
+        self.a.requires_grad() || self.b.requires_grad()
+    }
+
+    /// Number of parameters: `rank * (in_dim + out_dim)`.
+    pub fn num_parameters(&self) -> i64 {
+        (self.a.numel() + self.b.numel()) as i64
+    }
+}
+
+impl Module for LoRALayer {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.matmul(&self.a).matmul(&self.b) * (self.alpha / self.rank as f64) // [..., out_dim]
+    }
+}
+
+/// The book's `LinearWithLoRA(linear, rank, alpha)`: `linear(x) + lora(x)`, for a linear layer
+/// on its own. (Inside a `GptModel`, [`crate::tasks::lora::replace_linear_with_lora`] puts the update in each
+/// `Linear`'s `lora` field instead, which computes the same.)
+///
+/// # Shapes
+/// input `[..., in_features]` → output `[..., out_features]`
+#[derive(Debug)]
+pub struct LinearWithLoRA {
+    pub linear: Linear,
+    pub lora: LoRALayer,
+}
+
+impl LinearWithLoRA {
+    /// Wrap `linear` with a new [`LoRALayer`] created under `vs` (its `A` and `B`).
+    pub fn new(vs: &nn::Path, linear: Linear, rank: i64, alpha: f64) -> Self {
+        let lora = LoRALayer::new(vs, linear.in_features(), linear.out_features(), rank, alpha);
+        LinearWithLoRA { linear, lora }
+    }
+}
+
+impl Module for LinearWithLoRA {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.linear.forward(x) + self.lora.forward(x)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{rng_lock, set_seed};
+    use crate::util::device::{rng_lock, set_seed};
     use tch::{Device, Kind};
 
     #[test]

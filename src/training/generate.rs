@@ -99,7 +99,7 @@ pub fn toy_next_token_logits(device: Device) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{rng_lock, set_seed};
+    use crate::util::device::{rng_lock, set_seed};
 
     fn vec(t: &Tensor) -> Vec<f32> {
         Vec::<f32>::try_from(t).unwrap()

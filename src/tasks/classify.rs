@@ -13,9 +13,9 @@
 //! - None in the data: [`RandomState`] is NumPy's Mersenne Twister, so with seed 123 the ham
 //!   messages kept and the split are the book's own rows (the longest training text has the
 //!   book's 120 tokens). The training loader's shuffle is this crate's
-//!   ([`crate::dataloader::DataLoader`]), not PyTorch's, so batches hold other texts than the
+//!   ([`crate::text::dataloader::DataLoader`]), not PyTorch's, so batches hold other texts than the
 //!   book's.
-//! - Evaluation reads each loader in its epoch-0 order (as chapter 5's [`crate::train`] does),
+//! - Evaluation reads each loader in its epoch-0 order (as chapter 5's [`crate::training::train`] does),
 //!   so evaluating never changes which batches training sees.
 //! - [`classifier_logits`] runs the embeddings and the leading frozen transformer blocks
 //!   without recording gradients, and computes the last block, `final_norm` and `out_head` for
@@ -30,18 +30,19 @@ use std::time::Instant;
 use tch::nn::{self, Module, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use crate::checkpoint::{read_checkpoint, save_checkpoint, CheckpointMeta};
-use crate::config::GptConfig;
-use crate::data::{DataStore, SMS_SPAM_COLLECTION};
-use crate::dataloader::{DataLoader, Dataset};
-use crate::device::set_seed;
+use crate::training::checkpoint::{read_checkpoint, save_checkpoint, CheckpointMeta};
+use crate::nn::config::GptConfig;
+use crate::text::data::{DataStore, SMS_SPAM_COLLECTION};
+use crate::text::dataloader::{DataLoader, Dataset};
+use crate::util::device::set_seed;
 use crate::error::{Error, Result};
-use crate::figures::LossPlot;
-use crate::layers::Linear;
-use crate::model::{GptModel, TransformerBlock};
-use crate::optim::AdamW;
-use crate::tokenizer::{Tokenizer, ENDOFTEXT_ID};
-pub use crate::model::set_drop_rate;
+use crate::viz::figures::LossPlot;
+use crate::nn::layers::Linear;
+use crate::nn::model::{GptModel, TransformerBlock};
+pub use crate::nn::model::{block_requires_grad, replace_out_head, set_requires_grad_under};
+use crate::training::optim::AdamW;
+use crate::text::tokenizer::{Tokenizer, ENDOFTEXT_ID};
+pub use crate::nn::model::set_drop_rate;
 
 /// The label of a ham (not spam) message: the book's `df["Label"].map({"ham": 0, "spam": 1})`.
 pub const HAM: i64 = 0;
@@ -303,7 +304,7 @@ pub fn write_csv(path: impl AsRef<Path>, data: &[LabeledText]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    crate::checkpoint::write_atomic(path, out.as_bytes())
+    crate::util::files::write_atomic(path, out.as_bytes())
 }
 
 /// Read a CSV file written by [`write_csv`] (or the book's `to_csv`): a `Label,Text` header and
@@ -441,41 +442,6 @@ impl Dataset for SpamDataset {
     }
 }
 
-/// Set `requires_grad` of every variable of `vs` named `prefix` or `prefix.<...>` (all of them
-/// for an empty prefix): the book's `for param in model.parameters(): param.requires_grad =
-/// False` and `for param in model.trf_blocks[-1].parameters(): param.requires_grad = True`.
-/// Returns how many tensors it set. An optimizer skips the frozen ones (no gradient).
-pub fn set_requires_grad_under(vs: &nn::VarStore, prefix: &str, requires_grad: bool) -> usize {
-    let dotted = format!("{prefix}.");
-    let mut n = 0;
-    for (name, t) in vs.variables() {
-        if prefix.is_empty() || name == prefix || name.starts_with(&dotted) {
-            let _ = t.set_requires_grad(requires_grad);
-            n += 1;
-        }
-    }
-    n
-}
-
-/// Section 6.5: replace the model's `out_head` (`Linear(emb_dim, vocab_size, bias=False)`) with
-/// a new, trainable `Linear(emb_dim, num_classes)` with a bias, as the book's
-/// `model.out_head = torch.nn.Linear(in_features=768, out_features=2)` does: the old head's
-/// variables leave `vs`, the new ones are drawn as `nn.Linear` draws them (seed first for the
-/// book's values) on `vs`'s device. `model` must have been built under `vs.root()`. Build the
-/// optimizer after this: it takes the variables `vs` holds when it is created.
-pub fn replace_out_head(model: &mut GptModel, vs: &nn::VarStore, num_classes: i64) {
-    {
-        let mut vars = vs.variables_.lock().expect("the var store's lock");
-        let old: Vec<String> = vars.named_variables.keys().filter(|k| k.starts_with("out_head.")).cloned().collect();
-        for name in old {
-            if let Some(t) = vars.named_variables.remove(&name) {
-                vars.trainable_variables.retain(|v| v.tensor.data_ptr() != t.data_ptr());
-            }
-        }
-    }
-    model.out_head = Linear::new(&(vs.root() / "out_head"), model.cfg.emb_dim, num_classes, true);
-}
-
 /// Sections 6.5's three steps in the book's order: freeze every parameter, replace `out_head`
 /// with a trainable `num_classes` head ([`replace_out_head`]), and unfreeze the last
 /// transformer block and `final_norm`. Returns the number of trainable parameters: one block,
@@ -486,20 +452,7 @@ pub fn prepare_classifier(model: &mut GptModel, vs: &nn::VarStore, num_classes: 
     let last = model.trf_blocks.len().checked_sub(1).expect("a GPT model with at least one block");
     set_requires_grad_under(vs, &format!("trf_blocks.{last}"), true);
     set_requires_grad_under(vs, "final_norm", true);
-    crate::model::num_trainable_parameters(vs)
-}
-
-fn linear_requires_grad(l: &Linear) -> bool {
-    l.weight.requires_grad()
-        || l.bias.as_ref().is_some_and(Tensor::requires_grad)
-        || l.lora.as_ref().is_some_and(crate::lora::LoRALayer::requires_grad)
-}
-
-/// Whether any parameter of `block` requires a gradient.
-pub fn block_requires_grad(block: &TransformerBlock) -> bool {
-    let att = &block.att;
-    [&att.w_query, &att.w_key, &att.w_value, &att.out_proj, &block.ff.fc1, &block.ff.fc2].into_iter().any(linear_requires_grad)
-        || [&block.norm1, &block.norm2].into_iter().any(|n| n.scale.requires_grad() || n.shift.requires_grad())
+    crate::nn::model::num_trainable_parameters(vs)
 }
 
 /// The logits of the last token (section 6.6, the book's `model(input_batch)[:, -1, :]`).
@@ -645,7 +598,7 @@ pub struct ClassifierSettings {
     pub eval_freq: i64,
     pub eval_iter: usize,
     /// Before step `k`, the global generator is seeded with `seed + k` (dropout), as in
-    /// [`crate::train::train_steps`].
+    /// [`crate::training::train::train_steps`].
     pub seed: u64,
 }
 
@@ -761,7 +714,7 @@ pub fn train_classifier<D: Dataset, V: Dataset>(
                 h.steps.push(global_step);
                 h.epochs.push(epoch as f64 + (batch_in_epoch + 1) as f64 / batches_per_epoch as f64);
                 h.eval_examples_seen.push(h.examples_seen);
-                let line = crate::train::eval_log_line(epoch, global_step, train_loss, val_loss);
+                let line = crate::training::train::eval_log_line(epoch, global_step, train_loss, val_loss);
                 on_event(&ClassifierEvent::Eval { epoch, global_step, train_loss, val_loss, line });
             }
         }
@@ -842,7 +795,7 @@ pub struct ClassifierInfo {
 const CLASSIFIER_KEY: &str = "classifier";
 
 /// Save a classifier (its config, all its parameters and `info`) as a checkpoint folder
-/// ([`crate::checkpoint`]): `checkpoint.safetensors` and `checkpoint.json`.
+/// ([`crate::training::checkpoint`]): `checkpoint.safetensors` and `checkpoint.json`.
 pub fn save_classifier(dir: impl AsRef<Path>, vs: &nn::VarStore, cfg: &GptConfig, info: &ClassifierInfo) -> Result<()> {
     let meta = CheckpointMeta {
         extra: serde_json::json!({ CLASSIFIER_KEY: info }),
@@ -872,7 +825,7 @@ pub fn load_classifier(dir: impl AsRef<Path>, device: Device) -> Result<(nn::Var
     let mut model = GptModel::new(&vs.root(), &ckpt.meta.config);
     replace_out_head(&mut model, &vs, info.num_classes);
     if let Some((rank, alpha)) = info.lora {
-        crate::lora::replace_linear_with_lora(&mut model, &vs, rank, alpha);
+        crate::tasks::lora::replace_linear_with_lora(&mut model, &vs, rank, alpha);
     }
     ckpt.load_model(&vs)?;
     set_requires_grad_under(&vs, "", false);

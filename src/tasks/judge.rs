@@ -8,13 +8,13 @@
 //! `int()` cannot read. A server that cannot be reached is an [`Error::Judge`] that names its
 //! URL and says how to start Ollama.
 //!
-//! For a score that needs no server, see [`crate::instruct::rouge_l`] and
-//! [`crate::instruct::response_loss`].
+//! For a score that needs no server, see [`crate::tasks::instruct::rouge_l`] and
+//! [`crate::tasks::instruct::response_loss`].
 
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::instruct::{format_input, InstructionEntry};
+use crate::tasks::instruct::{format_input, InstructionEntry};
 
 /// Ollama's chat endpoint on this machine (the book's `url`).
 pub const OLLAMA_CHAT_URL: &str = "http://localhost:11434/api/chat";

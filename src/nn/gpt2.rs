@@ -38,11 +38,11 @@ use std::path::{Path, PathBuf};
 use tch::nn::{self, VarStore};
 use tch::{Device, Tensor};
 
-use crate::config::GptConfig;
-use crate::data::{DataStore, HfCheckpoint, HF_GPT2_CHECKPOINTS};
+use crate::nn::config::GptConfig;
+use crate::text::data::{DataStore, HfCheckpoint, HF_GPT2_CHECKPOINTS};
 use crate::error::{Error, Result};
-use crate::model::GptModel;
-pub use crate::tensor_file::{SafetensorsEntry, SafetensorsFile};
+use crate::nn::model::GptModel;
+pub use crate::nn::tensor_file::{SafetensorsEntry, SafetensorsFile};
 
 /// The LayerNorm epsilon of the book's `LayerNorm` (and of GPT-2).
 const BOOK_LAYER_NORM_EPS: f64 = 1e-5;

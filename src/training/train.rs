@@ -7,7 +7,7 @@
 //! `Ep 1 (Step 000000): Train loss 9.817, Val loss 9.924`; after each epoch print a 50-token
 //! greedy sample of `start_context`.
 //!
-//! Two differences, both for runs that can stop and resume exactly ([`crate::checkpoint`]):
+//! Two differences, both for runs that can stop and resume exactly ([`crate::training::checkpoint`]):
 //! - The loader's order for epoch `e` is `train_loader.order(e)` (a seeded shuffle), and
 //!   evaluation always reads the loaders' epoch-0 order, so evaluating never changes which
 //!   batches training sees (the book's evaluation draws a fresh shuffle of the training set).
@@ -20,12 +20,12 @@ use std::time::Instant;
 use tch::nn::ModuleT;
 use tch::{Device, Tensor};
 
-use crate::dataloader::{DataLoader, Dataset};
-use crate::device::set_seed;
+use crate::text::dataloader::{DataLoader, Dataset};
+use crate::util::device::set_seed;
 use crate::error::Result;
-use crate::model::generate_text_simple;
-use crate::optim::AdamW;
-use crate::tokenizer::Tokenizer;
+use crate::nn::model::generate_text_simple;
+use crate::training::optim::AdamW;
+use crate::text::tokenizer::Tokenizer;
 
 /// Listing 5.1 (`calc_loss_batch`): the mean cross-entropy of the model's next-token logits
 /// against the targets, over every position of every sequence.
@@ -145,6 +145,23 @@ pub struct TrainHistory {
     pub samples: Vec<String>,
 }
 
+// Defined here rather than in `viz`, so that plotting code never imports training.
+impl crate::viz::figures::LossPlot {
+    /// The book's loss plot of a training history (chapter 5: `plot_losses`).
+    pub fn from_history(history: &TrainHistory) -> Self {
+        crate::viz::figures::LossPlot {
+            title: "Training and validation loss".into(),
+            y_label: "Loss".into(),
+            epochs: history.epochs.clone(),
+            tokens_seen: history.tokens_seen.clone(),
+            series: vec![
+                ("Training loss".into(), history.train_losses.clone()),
+                ("Validation loss".into(), history.val_losses.clone()),
+            ],
+        }
+    }
+}
+
 /// The position of a training run, saved in checkpoints so that a run resumes where it stopped.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainState {
@@ -241,7 +258,7 @@ pub fn train_steps<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
 
 /// [`train_steps`], calling `before_update(global_step, optimizer)` after each backward pass
 /// and before the update: appendix D sets the step's learning rate and clips the gradients
-/// there ([`crate::schedule`]).
+/// there ([`crate::training::schedule`]).
 #[allow(clippy::too_many_arguments)]
 pub fn train_steps_with<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
     model: &M,

@@ -123,11 +123,11 @@ impl std::fmt::Debug for BpeTokenizer {
 
 impl BpeTokenizer {
     /// GPT-2's tokenizer (`tiktoken.get_encoding("gpt2")` in the book), from OpenAI's
-    /// `encoder.json` and `vocab.bpe` found by the [data module](crate::data) (the local data
+    /// `encoder.json` and `vocab.bpe` found by the [data module](crate::text::data) (the local data
     /// folder `LLM_DATA_DIR`, the cache, or a download).
     pub fn gpt2() -> Result<Self> {
-        let encoder = crate::data::fetch(&crate::data::GPT2_ENCODER_JSON)?;
-        let vocab = crate::data::fetch(&crate::data::GPT2_VOCAB_BPE)?;
+        let encoder = crate::text::data::fetch(&crate::text::data::GPT2_ENCODER_JSON)?;
+        let vocab = crate::text::data::fetch(&crate::text::data::GPT2_VOCAB_BPE)?;
         Self::from_files(encoder, vocab)
     }
 

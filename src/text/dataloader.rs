@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tch::Tensor;
 
 use crate::error::{Error, Result};
-use crate::tokenizer::Tokenizer;
+use crate::text::tokenizer::Tokenizer;
 
 /// A data set that a [`DataLoader`] can batch: `len` examples, and a way to stack some of them
 /// into one batch `(inputs, targets)`.

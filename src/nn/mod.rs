@@ -1,0 +1,22 @@
+//! The neural-network parts of chapters 2.7-4: layers with PyTorch's initialisation, embeddings,
+//! attention, the model's configuration, the GPT model, weight files and GPT-2's weights.
+//! Imports only `text`, `viz` and utilities.
+//!
+//! | module | book |
+//! |---|---|
+//! | [`layers`], [`init`] | `nn.Linear` (with appendix E's LoRA update), `nn.Embedding`, `nn.Dropout`, PyTorch's initialisation and order |
+//! | [`embedding`] | 2.7-2.8: token and positional embeddings |
+//! | [`attention`] | chapter 3: attention without weights, self-attention, causal and multi-head attention |
+//! | [`config`] | 4.1: `GptConfig` and its presets (124M ... 1558M, tiny) |
+//! | [`model`] | chapter 4: `LayerNorm`, `Gelu`, `FeedForward`, `TransformerBlock`, `GptModel`, greedy generation; freezing and head replacement (6.5) |
+//! | [`tensor_file`] | the safetensors reader and writer behind every weight file |
+//! | [`gpt2`] | 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
+
+pub mod attention;
+pub mod config;
+pub mod embedding;
+pub mod gpt2;
+pub mod init;
+pub mod layers;
+pub mod model;
+pub mod tensor_file;

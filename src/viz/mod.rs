@@ -1,0 +1,10 @@
+//! The figures: charts drawn inline in notebooks (evcxr) and saved as SVG/PNG by the CLI. Imports
+//! only utilities, so any layer can draw.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`plot`] | the `Figure` trait, bar charts, the font, inline display in notebooks |
+//! | [`figures`] | the attention heat map (chapter 3), loss curves (chapters 5-7, appendix A) |
+
+pub mod figures;
+pub mod plot;
