@@ -25,8 +25,8 @@ use crate::respond::load_finetuned;
 /// Arguments of `llm chat`.
 #[derive(Args, Debug)]
 pub struct ChatArgs {
-    /// The finetuned model: a folder written by `llm finetune-instruct`.
-    #[arg(long)]
+    /// The finetuned model: a run folder written by `llm finetune-instruct`.
+    #[arg(long, visible_alias = "checkpoint", value_name = "DIR")]
     pub model: PathBuf,
     /// Longest response, in tokens (generation stops earlier at <|endoftext|>).
     #[arg(long, default_value_t = 256)]

@@ -10,8 +10,8 @@ use llm_from_scratch::ch06::{classify_review, load_classifier, BpeTokenizer};
 /// Arguments of `llm classify`.
 #[derive(Args, Debug)]
 pub struct ClassifyArgs {
-    /// The classifier's folder (the --out of `llm finetune-spam`).
-    #[arg(long)]
+    /// The classifier: the run folder written by `llm finetune-spam` (its --out).
+    #[arg(long, visible_alias = "checkpoint", value_name = "DIR")]
     pub model: PathBuf,
     /// A text to classify (repeat for several; one answer per line, in order).
     #[arg(long, required = true)]

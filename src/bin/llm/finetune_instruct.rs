@@ -4,7 +4,7 @@
 //! ```text
 //! llm finetune-instruct --out runs/instruct                       # the book's run (GPT-2 medium)
 //! llm finetune-instruct --weights gpt2 --epochs 1 --out runs/small
-//! llm finetune-instruct --checkpoint runs/verdict --out runs/mine # start from your own pretraining
+//! llm finetune-instruct --model runs/verdict --out runs/mine      # start from your own pretraining
 //! llm finetune-instruct --config tiny --test-limit 5 --out runs/quick   # random weights: a CPU smoke run
 //! ```
 //!
@@ -22,7 +22,6 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use llm_from_scratch::ch02::{BpeTokenizer, DataStore};
 use llm_from_scratch::ch05::{evaluate_model, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, TrainEvent, TrainSettings, TrainState};
 use llm_from_scratch::ch07::{
@@ -30,24 +29,18 @@ use llm_from_scratch::ch07::{
     mean_rouge_l, response_loss, save_responses, set_drop_rate, train_test_val_split, ChatApi, Judge, DEFAULT_JUDGE_MODEL,
     OLLAMA_CHAT_URL, RESPONSES_FILE,
 };
-use llm_from_scratch::plot::Figure;
 use serde::Serialize;
 
 use crate::model_source::ModelArgs;
+use crate::progress::{save_figure, save_json, Progress};
 
 /// Arguments of `llm finetune-instruct`.
 #[derive(Args, Debug)]
 pub struct FinetuneInstructArgs {
-    /// Start from pretrained weights: `gpt2-medium` (the book's, the default), `gpt2`,
-    /// `gpt2-large`, `gpt2-xl`, a Hugging Face folder, or a `.safetensors` file (with --config).
-    #[arg(long, conflicts_with = "checkpoint")]
-    pub weights: Option<String>,
-    /// Start from the model of a checkpoint folder (`llm pretrain`, or an earlier finetuning).
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
-    /// Start from random weights of this preset or JSON config (quick runs), unless --weights is given.
-    #[arg(long, conflicts_with = "checkpoint")]
-    pub config: Option<String>,
+    /// The model to finetune: OpenAI's GPT-2 medium (the book's) unless --weights, --model or
+    /// --config says otherwise (--config alone: random weights, for quick runs).
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// The instruction data (a JSON array of {instruction, input, output}); default: the book's
     /// instruction-data.json from the data folder (LLM_DATA_DIR), the cache, or a download.
     #[arg(long)]
@@ -75,9 +68,6 @@ pub struct FinetuneInstructArgs {
     /// Tokens of the greedy sample printed after each epoch (the book's 50).
     #[arg(long, default_value_t = 50)]
     pub sample_tokens: i64,
-    /// Seed of the weights (random starts), the shuffling and the dropout.
-    #[arg(long, default_value_t = 123)]
-    pub seed: u64,
     /// Stop training after this many steps.
     #[arg(long)]
     pub max_steps: Option<usize>,
@@ -93,12 +83,30 @@ pub struct FinetuneInstructArgs {
     /// The judge's chat endpoint: Ollama's /api/chat or an OpenAI-compatible /v1/chat/completions.
     #[arg(long, default_value = OLLAMA_CHAT_URL)]
     pub judge_url: String,
-    /// The judge's API: `ollama` or `openai`. An API key, if needed, is read from LLM_JUDGE_API_KEY.
-    #[arg(long, default_value = "ollama")]
-    pub judge_api: String,
+    /// The judge's API. An API key, if needed, is read from LLM_JUDGE_API_KEY.
+    #[arg(long, value_enum, default_value_t = JudgeApi::Ollama)]
+    pub judge_api: JudgeApi,
     /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// `--judge-api`: which chat API the judge's server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JudgeApi {
+    /// Ollama's `/api/chat`.
+    Ollama,
+    /// OpenAI's `/v1/chat/completions` (also vLLM, llama.cpp, LM Studio).
+    Openai,
+}
+
+impl From<JudgeApi> for ChatApi {
+    fn from(api: JudgeApi) -> Self {
+        match api {
+            JudgeApi::Ollama => ChatApi::Ollama,
+            JudgeApi::Openai => ChatApi::OpenAi,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -114,24 +122,6 @@ struct Scores {
     judge_average: Option<f64>,
 }
 
-fn bar(len: u64, unit: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {unit} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"))
-            .expect("valid template"),
-    );
-    bar
-}
-
-/// Print a line above the progress bar, or plainly when the bar is hidden (not a terminal).
-fn say(bar: &ProgressBar, line: &str) {
-    if bar.is_hidden() {
-        println!("{line}");
-    } else {
-        bar.println(line);
-    }
-}
-
 pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     let report = llm_from_scratch::device_report();
     eprintln!("{report}");
@@ -142,7 +132,6 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     if args.allowed_max_length < 2 {
         bail!("--allowed-max-length must be at least 2 (an input token and its target), not {}", args.allowed_max_length);
     }
-    let judge_api: ChatApi = args.judge_api.parse()?;
 
     // Data: the book's file through the data module, or the given one; split 85 / 10 / 5.
     let data = match &args.data {
@@ -156,16 +145,11 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     }
 
     // Model: GPT-2 medium by default.
-    let weights = match (&args.weights, &args.checkpoint, &args.config) {
-        (None, None, None) => Some("gpt2-medium".to_string()),
-        (w, _, _) => w.clone(),
-    };
-    let source = ModelArgs {
-        config: args.config.clone().unwrap_or_else(|| "gpt2-small".into()),
-        seed: args.seed,
-        weights: weights.clone(),
-        checkpoint: args.checkpoint.clone(),
-    };
+    let mut source = args.model.clone();
+    if source.is_unset() {
+        source.weights = Some("gpt2-medium".to_string());
+    }
+    let seed = source.seed;
     let mut loaded = source.load(device).context("loading the model to finetune")?;
     if !(0.0..1.0).contains(&args.drop_rate) {
         bail!("--drop-rate must be in [0, 1), not {}", args.drop_rate);
@@ -178,20 +162,20 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
 
     let tokenizer = BpeTokenizer::gpt2()?;
     let (train_loader, val_loader, _test_loader) =
-        create_instruction_loaders(&train_data, &val_data, &test_data, &tokenizer, args.batch_size, Some(allowed_max_length), args.seed)?;
+        create_instruction_loaders(&train_data, &val_data, &test_data, &tokenizer, args.batch_size, Some(allowed_max_length), seed)?;
     let (train_loss, val_loss) = evaluate_model(model, &train_loader, &val_loader, device, args.eval_iter);
     println!("Training loss: {train_loss:.3}");
     println!("Validation loss: {val_loss:.3}");
 
     let settings = TrainSettings {
-        seed: args.seed,
+        seed,
         sample_tokens: args.sample_tokens,
         ..TrainSettings::book(args.epochs, args.eval_freq, args.eval_iter, &format_input(&val_data[0]))
     };
     let mut state = TrainState::default();
     let mut optimizer = AdamW::new(vs, args.lr, args.weight_decay);
     let total_steps = (args.epochs * train_loader.len()).min(args.max_steps.unwrap_or(usize::MAX));
-    let steps = bar(total_steps as u64, "steps");
+    let progress = Progress::new(total_steps as u64, 0, "steps");
     eprintln!(
         "finetuning {} parameters on {} batches of up to {} x {allowed_max_length} tokens per epoch, {} epochs",
         llm_from_scratch::ch04::num_parameters(vs),
@@ -200,15 +184,8 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
         args.epochs
     );
     let started = std::time::Instant::now();
-    train_steps(model, &train_loader, &val_loader, &mut optimizer, device, &settings, &tokenizer, cfg.context_length, &mut state, args.max_steps, &mut |event| match event {
-        TrainEvent::Step { epoch, loss, tokens_per_s, .. } => {
-            steps.inc(1);
-            steps.set_message(format!("ep {} loss {loss:.3} {tokens_per_s:.0} tok/s", epoch + 1));
-        }
-        TrainEvent::Eval { line, .. } => say(&steps, line),
-        TrainEvent::Sample { text, .. } => say(&steps, text),
-    })?;
-    steps.finish_and_clear();
+    train_steps(model, &train_loader, &val_loader, &mut optimizer, device, &settings, &tokenizer, cfg.context_length, &mut state, args.max_steps, &mut |event| progress.train_event(event))?;
+    progress.finish();
     eprintln!("training took {:.2} minutes", started.elapsed().as_secs_f64() / 60.0);
 
     let out = &args.out;
@@ -217,7 +194,7 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
         state: state.clone(),
         extra: serde_json::json!({
             "finetuned": "instruct",
-            "base": weights.or(args.checkpoint.as_ref().map(|p| p.display().to_string())).or(args.config.clone()),
+            "base": source.describe(),
             "data": args.data.as_ref().map_or("instruction-data.json".to_string(), |p| p.display().to_string()),
             "batch_size": args.batch_size,
             "allowed_max_length": allowed_max_length,
@@ -227,18 +204,16 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
         ..CheckpointMeta::model_only(&cfg)
     };
     save_checkpoint(out, vs, None, &meta)?;
-    llm_from_scratch::util::files::write_atomic(&out.join("history.json"), serde_json::to_string_pretty(&state.history)?.as_bytes())?;
+    save_json(out, "history.json", &state.history)?;
     if !state.history.epochs.is_empty() {
-        let plot = LossPlot::from_history(&state.history);
-        plot.save(out.join("loss.svg"))?;
-        plot.save(out.join("loss.png"))?;
+        save_figure(out, "loss", &LossPlot::from_history(&state.history))?;
     }
 
     // Section 7.7: answer the test instructions, save them with the responses.
     let test_entries = &test_data[..args.test_limit.unwrap_or(test_data.len()).min(test_data.len())];
-    let answering = bar(test_entries.len() as u64, "responses");
-    let answered = generate_responses(model, &tokenizer, test_entries, args.max_new_tokens, cfg.context_length, device, &mut |_| answering.inc(1))?;
-    answering.finish_and_clear();
+    let answering = Progress::new(test_entries.len() as u64, 0, "responses");
+    let answered = generate_responses(model, &tokenizer, test_entries, args.max_new_tokens, cfg.context_length, device, &mut |_| answering.inc())?;
+    answering.finish();
     for entry in answered.iter().take(3) {
         println!("{}\n\nCorrect response:\n>> {}\n\nModel response:\n>> {}\n-------------------------------------", format_input(entry), entry.output, entry.model_response.as_deref().unwrap_or(""));
     }
@@ -248,11 +223,11 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     let loss = response_loss(model, &tokenizer, &test_data, args.batch_size, Some(allowed_max_length), device)?;
     let (judge_scores, judge_average) = match &args.judge_model {
         Some(name) => {
-            let mut judge = Judge::new(judge_api, &args.judge_url, name);
+            let mut judge = Judge::new(args.judge_api.into(), &args.judge_url, name);
             judge.api_key = std::env::var("LLM_JUDGE_API_KEY").ok().filter(|k| !k.is_empty());
-            let scoring = bar(answered.len() as u64, "scores");
-            let scores = judge.generate_model_scores(&answered, &mut |_, _| scoring.inc(1))?;
-            scoring.finish_and_clear();
+            let scoring = Progress::new(answered.len() as u64, 0, "scores");
+            let scores = judge.generate_model_scores(&answered, &mut |_, _| scoring.inc())?;
+            scoring.finish();
             let average = average_score(&scores);
             println!("Number of scores: {} of {}", scores.iter().flatten().count(), scores.len());
             if let Some(avg) = average {
@@ -278,7 +253,7 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
         println!("ROUGE-L of the {} test responses: {r:.3}", answered.len());
     }
     println!("Loss on the reference test responses: {loss:.3} (perplexity {:.2})", loss.exp());
-    llm_from_scratch::util::files::write_atomic(&out.join("scores.json"), serde_json::to_string_pretty(&scores)?.as_bytes())?;
+    save_json(out, "scores.json", &scores)?;
     eprintln!("finetuned model, history.json, loss plots, {RESPONSES_FILE} and scores.json in {}", out.display());
     Ok(())
 }

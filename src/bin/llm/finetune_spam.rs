@@ -17,9 +17,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use llm_from_scratch::appendix_e::prepare_lora_classifier;
 use llm_from_scratch::ch04::{num_parameters, num_trainable_parameters};
 use llm_from_scratch::ch06::{
@@ -28,11 +27,10 @@ use llm_from_scratch::ch06::{
     PAD_TOKEN_ID,
 };
 use llm_from_scratch::data::DataStore;
-use llm_from_scratch::plot::Figure;
 use serde::Serialize;
 
 use crate::model_source::ModelArgs;
-use crate::pretrain::say;
+use crate::progress::{save_figure, save_json, Progress};
 
 /// Arguments of `llm finetune-spam`.
 #[derive(Args, Debug)]
@@ -156,21 +154,17 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     let mut optimizer = AdamW::new(&vs, lr, args.weight_decay);
     let settings = ClassifierSettings { num_epochs: args.epochs, eval_freq: args.eval_freq, eval_iter: args.eval_iter, seed };
     let total_steps = (args.epochs * train_loader.len()).min(args.max_steps.unwrap_or(usize::MAX)) as u64;
-    let bar = ProgressBar::new(total_steps);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}").expect("valid template"),
-    );
+    let progress = Progress::new(total_steps, 0, "steps");
     let started = Instant::now();
     let history = train_classifier(&model, &train_loader, &val_loader, &mut optimizer, device, &settings, args.max_steps, &mut |event| {
         match event {
             ClassifierEvent::Step { epoch, loss, examples_per_s, .. } => {
-                bar.inc(1);
-                bar.set_message(format!("ep {} loss {loss:.3} {examples_per_s:.1} examples/s", epoch + 1));
+                progress.step(format!("ep {} loss {loss:.3} {examples_per_s:.1} examples/s", epoch + 1))
             }
-            ClassifierEvent::Eval { line, .. } | ClassifierEvent::Accuracy { line, .. } => say(&bar, line),
+            ClassifierEvent::Eval { line, .. } | ClassifierEvent::Accuracy { line, .. } => progress.say(line),
         }
     });
-    bar.finish_and_clear();
+    progress.finish();
     let training_seconds = started.elapsed().as_secs_f64();
     println!("Training completed in {:.2} minutes.", training_seconds / 60.0);
 
@@ -196,18 +190,13 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
 }
 
 fn save_outputs(out: &Path, history: &ClassifierHistory, results: &Results) -> Result<()> {
-    let write = |name: &str, json: String| llm_from_scratch::util::files::write_atomic(&out.join(name), json.as_bytes());
-    write("history.json", serde_json::to_string_pretty(history)?)?;
-    write("results.json", serde_json::to_string_pretty(results)?)?;
+    save_json(out, "history.json", history)?;
+    save_json(out, "results.json", results)?;
     if !history.epochs.is_empty() {
-        let plot = history.loss_plot();
-        plot.save(out.join("loss.svg")).context("loss.svg")?;
-        plot.save(out.join("loss.png")).context("loss.png")?;
+        save_figure(out, "loss", &history.loss_plot())?;
     }
     if !history.train_accs.is_empty() {
-        let plot = history.accuracy_plot();
-        plot.save(out.join("accuracy.svg")).context("accuracy.svg")?;
-        plot.save(out.join("accuracy.png")).context("accuracy.png")?;
+        save_figure(out, "accuracy", &history.accuracy_plot())?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! ```text
 //! llm generate --config gpt2-small --seed 123 --prompt "Hello, I am" --max-new-tokens 10
 //! llm generate --config gpt2-small --seed 123 --prompt-ids 15496,11,314,716 --ids
-//! llm generate --checkpoint runs/verdict --prompt "Every effort moves you" --temperature 1.4 --top-k 25
+//! llm generate --model runs/verdict --prompt "Every effort moves you" --temperature 1.4 --top-k 25
 //! ```
 //!
 //! The model is built on the CPU after seeding, so the seed gives the book's weights bit for

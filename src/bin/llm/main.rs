@@ -11,6 +11,7 @@ mod finetune_instruct;
 mod generate;
 mod model_source;
 mod pretrain;
+mod progress;
 mod respond;
 mod tokenize;
 

@@ -1,9 +1,10 @@
 //! Where a command's model comes from: a preset with seeded random weights, OpenAI's GPT-2
-//! weights (Hugging Face format), a safetensors file of weights under the book's names, or a
-//! checkpoint folder written by `llm pretrain`.
-//! Shared by `llm generate` and the finetuning commands.
+//! weights (Hugging Face format), a safetensors file of weights under the book's names, or the
+//! model of a run folder written by `llm pretrain`, `finetune-spam` or `finetune-instruct`.
+//! Flattened into every command that builds a model (`generate`, `pretrain`, the fine-tuning
+//! commands), so the same flags mean the same thing everywhere.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -12,24 +13,27 @@ use llm_from_scratch::ch05::read_checkpoint;
 use tch::{nn, Device};
 
 /// The options that choose a model.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct ModelArgs {
     /// Model preset (gpt2-small/124M, gpt2-medium/355M, gpt2-large/774M, gpt2-xl/1558M, tiny) or a
-    /// JSON config file with the book's keys. Ignored with --checkpoint (its config is used).
-    #[arg(long, default_value = "gpt2-small")]
-    pub config: String,
-    /// Seed for random initial weights (`torch.manual_seed`), when no weights are loaded.
+    /// JSON config file with the book's keys [default: gpt2-small]. Ignored with --model (the
+    /// run's config is used) and with Hugging Face --weights (theirs is).
+    #[arg(long)]
+    pub config: Option<String>,
+    /// Seed of the random initial weights (`torch.manual_seed`), and of the run's shuffling and
+    /// dropout in the training commands.
     #[arg(long, default_value_t = 123)]
     pub seed: u64,
     /// Load pretrained weights: `gpt2`, `gpt2-medium`, `gpt2-large`, `gpt2-xl` (OpenAI's, from
     /// Hugging Face through the data cache or LLM_DATA_DIR), a Hugging Face folder
     /// (`config.json` + `model.safetensors`), or a `.safetensors` file with the book's parameter
     /// names (loaded into --config's model).
-    #[arg(long, conflicts_with = "checkpoint")]
+    #[arg(long, conflicts_with = "run")]
     pub weights: Option<String>,
-    /// Load the model of a checkpoint folder written by `llm pretrain`.
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
+    /// The model of a run folder written by `llm pretrain`, `finetune-spam` or
+    /// `finetune-instruct` (its checkpoint).
+    #[arg(id = "run", long = "model", visible_alias = "checkpoint", value_name = "DIR")]
+    pub run: Option<PathBuf>,
 }
 
 /// Resolve `--config`: a preset name, or a path to a `.json` file.
@@ -42,7 +46,6 @@ pub fn load_config(config: &str) -> Result<GptConfig> {
 }
 
 /// A model with its variables and config.
-#[allow(dead_code)] // `vs` is what finetuning commands train and save
 pub struct LoadedModel {
     pub vs: nn::VarStore,
     pub model: GptModel,
@@ -50,9 +53,40 @@ pub struct LoadedModel {
 }
 
 impl ModelArgs {
+    /// The model of the run folder `dir`.
+    pub fn of_run(dir: &Path) -> Self {
+        ModelArgs { seed: 123, run: Some(dir.to_path_buf()), ..Default::default() }
+    }
+
+    /// Whether no flag chose a model (the command's default model applies).
+    pub fn is_unset(&self) -> bool {
+        self.config.is_none() && self.weights.is_none() && self.run.is_none()
+    }
+
+    /// The config a fresh model is built with: --config, or gpt2-small.
+    pub fn config(&self) -> Result<GptConfig> {
+        load_config(self.config.as_deref().unwrap_or("gpt2-small"))
+    }
+
+    /// What the model was built from, in words (recorded with a fine-tuned model).
+    pub fn describe(&self) -> String {
+        match (&self.weights, &self.run) {
+            (Some(w), _) => w.clone(),
+            (None, Some(dir)) => dir.display().to_string(),
+            (None, None) => self.config.clone().unwrap_or_else(|| "gpt2-small".into()),
+        }
+    }
+
     /// Build the model on the CPU (after seeding, so a seed gives the book's weights bit for bit
     /// whatever the device), load the chosen weights, then move it to `device`.
     pub fn load(&self, device: Device) -> Result<LoadedModel> {
+        self.load_with_context(device, None)
+    }
+
+    /// [`ModelArgs::load`], with a model built from --config given `context_length` positions
+    /// instead of the config's (chapter 5 trains GPT-2 small at 256). A run's model and OpenAI's
+    /// weights keep their own.
+    pub fn load_with_context(&self, device: Device, context_length: Option<i64>) -> Result<LoadedModel> {
         if let Some(name) = self.weights.as_deref().filter(|w| !w.ends_with(".safetensors")) {
             // A Hugging Face GPT-2: its config.json gives the sizes.
             let (vs, model, cfg) = GptModel::from_pretrained_gpt2(name, device)?;
@@ -60,12 +94,16 @@ impl ModelArgs {
         }
         let _rng = llm_from_scratch::rng_lock();
         llm_from_scratch::set_seed(self.seed);
-        let (cfg, checkpoint) = match &self.checkpoint {
+        let (cfg, checkpoint) = match &self.run {
             Some(dir) => {
-                let ckpt = read_checkpoint(dir)?;
+                let ckpt = read_checkpoint(dir).with_context(|| format!("loading the model of {}", dir.display()))?;
                 (ckpt.meta.config.clone(), Some(ckpt))
             }
-            None => (load_config(&self.config)?, None),
+            None => {
+                let mut cfg = self.config()?;
+                cfg.context_length = context_length.unwrap_or(cfg.context_length);
+                (cfg, None)
+            }
         };
         let mut vs = nn::VarStore::new(Device::Cpu);
         let model = GptModel::new(&vs.root(), &cfg);

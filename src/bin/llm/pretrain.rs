@@ -5,27 +5,27 @@
 //! llm pretrain --data the-verdict.txt --out runs/verdict            # the book's run (5.2)
 //! llm pretrain --resume runs/verdict --epochs 12                    # continue it, 2 more epochs
 //! llm pretrain --data the-verdict --out runs/d --epochs 15 --lr 1e-3 --warmup-steps 27 --clip 1.0  # appendix D
+//! llm pretrain --weights gpt2 --data my-text.txt --lr 5e-5 --out runs/more   # continue OpenAI's GPT-2 on a text
 //! ```
 //!
 //! The book's setup is the default: gpt2-small at context 256, batch 2, AdamW lr 4e-4 and weight
 //! decay 0.1, 10 epochs, evaluation every 5 steps on 5 batches, seed 123; the text is split
 //! 90/10 by characters into training and validation data.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use llm_from_scratch::ch02::{create_dataloader_v1, BpeTokenizer, DataStore, THE_VERDICT};
 use llm_from_scratch::ch04::GptModel;
 use llm_from_scratch::appendix_d::{LrSchedule, TrainExtras};
 use llm_from_scratch::ch05::{read_checkpoint, save_checkpoint, AdamW, CheckpointMeta, LossPlot, TrainEvent, TrainSettings, TrainState};
 use llm_from_scratch::train::train_steps_with;
-use llm_from_scratch::plot::Figure;
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
-use crate::model_source::load_config;
+use crate::model_source::ModelArgs;
+use crate::progress::{save_figure, save_json, Progress};
 
 /// Arguments of `llm pretrain`.
 #[derive(Args, Debug)]
@@ -33,10 +33,13 @@ pub struct PretrainArgs {
     /// The training text: a UTF-8 file, or `the-verdict` (the book's short story, from the data folder).
     #[arg(long, required_unless_present = "resume")]
     pub data: Option<String>,
-    /// Model preset or JSON config file.
-    #[arg(long, default_value = "gpt2-small")]
-    pub config: String,
-    /// Context length (overrides the config's; the book trains at 256).
+    /// The model to train: a new one from --config (GPT-2 small by default), OpenAI's GPT-2
+    /// (`--weights gpt2`: continue pretraining it), or the model of a run folder (`--model DIR`,
+    /// with a fresh optimizer; --resume continues a run exactly instead).
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Tokens per training window, and the context length of a new model (overrides the
+    /// config's; the book trains at 256). Pretrained models keep theirs; the windows are cut to it.
     #[arg(long, default_value_t = 256)]
     pub context_length: i64,
     #[arg(long, default_value_t = 2)]
@@ -54,9 +57,6 @@ pub struct PretrainArgs {
     /// Batches per evaluation.
     #[arg(long, default_value_t = 5)]
     pub eval_iter: usize,
-    /// Seed of the weights, the shuffling and the dropout.
-    #[arg(long, default_value_t = 123)]
-    pub seed: u64,
     /// Fraction of the text (by characters) used for training; the rest validates.
     #[arg(long, default_value_t = 0.9)]
     pub train_ratio: f64,
@@ -119,6 +119,13 @@ struct RunData {
     train_ratio: f64,
     #[serde(default)]
     extras: Option<ExtrasArgs>,
+    /// Tokens per training window (runs saved before this field existed used the model's
+    /// context length).
+    #[serde(default)]
+    window: Option<usize>,
+    /// What the model was built from (`--weights`, `--model` or `--config`).
+    #[serde(default)]
+    base: Option<String>,
 }
 
 fn read_text(data: &str) -> Result<String> {
@@ -135,16 +142,28 @@ pub fn run(args: PretrainArgs) -> Result<()> {
 
     // Model, optimizer, settings and position: fresh, or from the checkpoint.
     let resumed = args.resume.as_ref().map(read_checkpoint).transpose()?;
-    let (cfg, run_data, mut settings, mut state) = match &resumed {
+    if resumed.is_some() && !args.model.is_unset() {
+        bail!("--resume continues a run with its own model: leave out --config, --weights and --model");
+    }
+    let (vs, model, cfg, run_data, mut settings, mut state) = match &resumed {
         Some(ckpt) => {
             let run_data: RunData = serde_json::from_value(ckpt.meta.extra.clone())
                 .with_context(|| format!("{}: no `llm pretrain` run data in this checkpoint", ckpt.path.display()))?;
             let settings = ckpt.meta.settings.clone().context("the checkpoint has no training settings")?;
-            (ckpt.meta.config.clone(), run_data, settings, ckpt.meta.state.clone())
+            let cfg = ckpt.meta.config.clone();
+            let (vs, model) = {
+                let _rng = llm_from_scratch::rng_lock();
+                let mut vs = nn::VarStore::new(tch::Device::Cpu);
+                let model = GptModel::new(&vs.root(), &cfg);
+                ckpt.load_model(&vs)?;
+                vs.set_device(device);
+                (vs, model)
+            };
+            (vs, model, cfg, run_data, settings, ckpt.meta.state.clone())
         }
         None => {
-            let mut cfg = load_config(&args.config)?;
-            cfg.context_length = args.context_length;
+            let loaded = args.model.load_with_context(device, Some(args.context_length))?;
+            let window = (args.context_length.max(1) as usize).min(loaded.cfg.context_length as usize);
             let run_data = RunData {
                 data: args.data.clone().expect("clap requires --data"),
                 batch_size: args.batch_size,
@@ -156,12 +175,14 @@ pub fn run(args: PretrainArgs) -> Result<()> {
                     warmup_steps: args.warmup_steps,
                     clip: args.clip,
                 }),
+                window: Some(window),
+                base: Some(args.model.describe()),
             };
             let settings = TrainSettings {
-                seed: args.seed,
+                seed: args.model.seed,
                 ..TrainSettings::book(args.epochs.unwrap_or(10), args.eval_freq, args.eval_iter, &args.start_context)
             };
-            (cfg, run_data, settings, TrainState::default())
+            (loaded.vs, loaded.model, loaded.cfg, run_data, settings, TrainState::default())
         }
     };
     if let Some(epochs) = args.epochs {
@@ -176,7 +197,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     let split = text.char_indices().nth((run_data.train_ratio * text.chars().count() as f64) as usize).map_or(text.len(), |(i, _)| i);
     let (train_text, val_text) = text.split_at(split);
     let tokenizer = BpeTokenizer::gpt2()?;
-    let context = cfg.context_length as usize;
+    let context = run_data.window.unwrap_or(cfg.context_length as usize);
     let train_loader = create_dataloader_v1(train_text, &tokenizer, run_data.batch_size, context, context, true, true, settings.seed)
         .context("the training part of the text")?;
     let val_loader = create_dataloader_v1(val_text, &tokenizer, run_data.batch_size, context, context, false, false, settings.seed)
@@ -185,17 +206,6 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         bail!("the training text gives no full batch of {} x {context} tokens: use a longer text or smaller --batch-size/--context-length", run_data.batch_size);
     }
 
-    let (vs, model) = {
-        let _rng = llm_from_scratch::rng_lock();
-        llm_from_scratch::set_seed(settings.seed);
-        let mut vs = nn::VarStore::new(tch::Device::Cpu);
-        let model = GptModel::new(&vs.root(), &cfg);
-        if let Some(ckpt) = &resumed {
-            ckpt.load_model(&vs)?;
-        }
-        vs.set_device(device);
-        (vs, model)
-    };
     let mut optimizer = AdamW::new(&vs, args.lr, args.weight_decay);
     if let Some(ckpt) = &resumed {
         ckpt.load_optimizer(&mut optimizer)?;
@@ -215,11 +225,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             e.clip_max_norm.map_or("off".to_string(), |n| format!("max norm {n}"))
         );
     }
-    let bar = ProgressBar::new(total_steps).with_position(state.steps_done as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}")
-            .expect("valid template"),
-    );
+    let progress = Progress::new(total_steps, state.steps_done as u64, "steps");
     eprintln!(
         "training {} parameters on {} training / {} validation batches of {} x {context} tokens, {} epochs",
         llm_from_scratch::ch04::num_parameters(&vs),
@@ -241,14 +247,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     while !state.finished(settings.num_epochs) && steps_left > 0 {
         let to_epoch_end = train_loader.len() - state.batch_in_epoch;
         let chunk = args.save_every.map_or(to_epoch_end, |n| (n.max(1) as usize).min(to_epoch_end)).min(steps_left);
-        let mut on_event = |event: &TrainEvent| match event {
-            TrainEvent::Step { epoch, loss, tokens_per_s, .. } => {
-                bar.inc(1);
-                bar.set_message(format!("ep {} loss {loss:.3} {tokens_per_s:.0} tok/s", epoch + 1));
-            }
-            TrainEvent::Eval { line, .. } => say(&bar, line),
-            TrainEvent::Sample { text, .. } => say(&bar, text),
-        };
+        let mut on_event = |event: &TrainEvent| progress.train_event(event);
         let mut before_update = |step: i64, optimizer: &mut AdamW| {
             if let Some(e) = &extras {
                 e.apply(step, optimizer);
@@ -258,34 +257,16 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         steps_left -= chunk;
         save_checkpoint(&out, &vs, Some(&optimizer), &meta_for(&state, &optimizer))?;
     }
-    bar.finish_and_clear();
-    save_outputs(&out, &state)?;
+    progress.finish();
+    save_json(&out, "history.json", &state.history)?;
+    if !state.history.epochs.is_empty() {
+        save_figure(&out, "loss", &LossPlot::from_history(&state.history))?;
+    }
     eprintln!(
         "{} steps, {} tokens seen; checkpoint, history.json, loss.svg and loss.png in {}",
         state.steps_done,
         state.tokens_seen,
         out.display()
     );
-    Ok(())
-}
-
-/// Print a log line above the progress bar, or plainly when the bar is hidden (not a terminal:
-/// indicatif then drops `println`).
-pub fn say(bar: &ProgressBar, line: &str) {
-    if bar.is_hidden() {
-        println!("{line}");
-    } else {
-        bar.println(line);
-    }
-}
-
-fn save_outputs(out: &Path, state: &TrainState) -> Result<()> {
-    let history = serde_json::to_string_pretty(&state.history)?;
-    llm_from_scratch::util::files::write_atomic(&out.join("history.json"), history.as_bytes())?;
-    if !state.history.epochs.is_empty() {
-        let plot = LossPlot::from_history(&state.history);
-        plot.save(out.join("loss.svg"))?;
-        plot.save(out.join("loss.png"))?;
-    }
     Ok(())
 }

@@ -17,8 +17,8 @@ use crate::model_source::{LoadedModel, ModelArgs};
 /// Arguments of `llm respond`.
 #[derive(Args, Debug)]
 pub struct RespondArgs {
-    /// The finetuned model: a folder written by `llm finetune-instruct` (or any checkpoint folder).
-    #[arg(long)]
+    /// The finetuned model: a run folder written by `llm finetune-instruct` (or any run folder).
+    #[arg(long, visible_alias = "checkpoint", value_name = "DIR")]
     pub model: PathBuf,
     /// What the model should do.
     #[arg(long)]
@@ -33,8 +33,8 @@ pub struct RespondArgs {
 
 /// Load the model of a checkpoint folder onto `device`.
 pub fn load_finetuned(dir: &Path, device: tch::Device) -> Result<LoadedModel> {
-    let source = ModelArgs { config: "gpt2-small".into(), seed: 123, weights: None, checkpoint: Some(dir.to_path_buf()) };
-    source.load(device).with_context(|| format!("loading the finetuned model from {}", dir.display()))
+    ModelArgs::of_run(dir)
+        .load(device).with_context(|| format!("loading the finetuned model from {}", dir.display()))
 }
 
 /// Run `llm respond`.

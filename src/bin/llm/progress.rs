@@ -1,0 +1,80 @@
+//! What the long-running commands share: a progress bar with the book's lines printed above it,
+//! and the files a run leaves next to its checkpoint (JSON records and SVG/PNG plots).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use llm_from_scratch::ch05::TrainEvent;
+use llm_from_scratch::plot::Figure;
+use serde::Serialize;
+
+/// A progress bar counting `unit`s (steps, responses, scores) on stderr.
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A bar of `len` units, `done` of them already done (a resumed run).
+    pub fn new(len: u64, done: u64, unit: &str) -> Self {
+        let bar = ProgressBar::new(len).with_position(done);
+        bar.set_style(
+            ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {unit} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"))
+                .expect("a valid progress template"),
+        );
+        Progress { bar }
+    }
+
+    /// Print a line above the bar, or plainly when the bar is hidden (stderr is not a terminal:
+    /// indicatif then drops its own `println`).
+    pub fn say(&self, line: &str) {
+        if self.bar.is_hidden() {
+            println!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+
+    /// One more unit done, with `message` shown after the bar.
+    pub fn step(&self, message: String) {
+        self.bar.inc(1);
+        self.bar.set_message(message);
+    }
+
+    /// One more unit done.
+    pub fn inc(&self) {
+        self.bar.inc(1);
+    }
+
+    /// Show a training loop's event: a step moves the bar, evaluations and samples are printed.
+    pub fn train_event(&self, event: &TrainEvent) {
+        match event {
+            TrainEvent::Step { epoch, loss, tokens_per_s, .. } => {
+                self.step(format!("ep {} loss {loss:.3} {tokens_per_s:.0} tok/s", epoch + 1))
+            }
+            TrainEvent::Eval { line, .. } => self.say(line),
+            TrainEvent::Sample { text, .. } => self.say(text),
+        }
+    }
+
+    /// Remove the bar (the printed lines stay).
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Write `value` as pretty-printed JSON to `out/name`, atomically.
+pub fn save_json(out: &Path, name: &str, value: &impl Serialize) -> Result<()> {
+    let json = serde_json::to_string_pretty(value)?;
+    llm_from_scratch::util::files::write_atomic(&out.join(name), json.as_bytes())?;
+    Ok(())
+}
+
+/// Save `figure` as `out/name.svg` and `out/name.png`.
+pub fn save_figure(out: &Path, name: &str, figure: &impl Figure) -> Result<()> {
+    for ext in ["svg", "png"] {
+        let file = out.join(format!("{name}.{ext}"));
+        figure.save(&file).with_context(|| format!("saving {}", file.display()))?;
+    }
+    Ok(())
+}
