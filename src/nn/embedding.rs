@@ -9,20 +9,23 @@
 //! input embeddings = tok + pos:  [8, 4, 256]
 //! ```
 //!
-//! The layers are tch's `nn::embedding`, initialised as PyTorch's `torch.nn.Embedding` (standard
-//! normal), so after `set_seed(123)` a 6x3 layer holds the book's numbers.
+//! The layers are [`Embedding`]s, the same `torch.nn.Embedding` the GPT model of chapter 4 uses,
+//! drawn from a standard normal as PyTorch draws them, so after `set_seed(123)` a 6x3 layer holds
+//! the book's numbers.
 
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
+use crate::nn::layers::Embedding;
+
 /// A token embedding layer: `vocab_size` rows of `output_dim` (`torch.nn.Embedding(vocab_size, output_dim)`).
-pub fn token_embedding(vs: &nn::Path, vocab_size: i64, output_dim: i64) -> nn::Embedding {
-    nn::embedding(vs, vocab_size, output_dim, Default::default())
+pub fn token_embedding(vs: &nn::Path, vocab_size: i64, output_dim: i64) -> Embedding {
+    Embedding::new(vs, vocab_size, output_dim)
 }
 
 /// A positional embedding layer: one row per position `0..context_length`.
-pub fn positional_embedding(vs: &nn::Path, context_length: i64, output_dim: i64) -> nn::Embedding {
-    nn::embedding(vs, context_length, output_dim, Default::default())
+pub fn positional_embedding(vs: &nn::Path, context_length: i64, output_dim: i64) -> Embedding {
+    Embedding::new(vs, context_length, output_dim)
 }
 
 /// The input embeddings of section 2.8: token embedding plus absolute positional embedding,
@@ -31,9 +34,9 @@ pub fn positional_embedding(vs: &nn::Path, context_length: i64, output_dim: i64)
 #[derive(Debug)]
 pub struct InputEmbedding {
     /// Token embedding, `[vocab_size, output_dim]`.
-    pub tok_emb: nn::Embedding,
+    pub tok_emb: Embedding,
     /// Positional embedding, `[context_length, output_dim]`.
-    pub pos_emb: nn::Embedding,
+    pub pos_emb: Embedding,
     /// The most positions the layer can embed.
     pub context_length: i64,
 }
@@ -86,7 +89,7 @@ mod tests {
             [-1.1589, 0.3255, -0.6315],
             [-2.8400, -0.7849, -1.4096],
         ];
-        let got = Vec::<Vec<f32>>::try_from(&layer.ws).unwrap();
+        let got = Vec::<Vec<f32>>::try_from(&layer.weight).unwrap();
         for (row, (g, w)) in got.iter().zip(want).enumerate() {
             for (a, b) in g.iter().zip(w) {
                 assert!((a - b).abs() < 1e-4, "row {row}: got {g:?}, want {w:?}");
@@ -94,7 +97,7 @@ mod tests {
         }
         // Looking up ids [2, 3, 5, 1] returns those rows.
         let out = layer.forward(&Tensor::from_slice(&[2i64, 3, 5, 1]));
-        assert!(out.get(0).allclose(&layer.ws.get(2), 0.0, 0.0, false));
+        assert!(out.get(0).allclose(&layer.weight.get(2), 0.0, 0.0, false));
         assert_eq!(out.size(), [4, 3]);
     }
 
@@ -110,7 +113,7 @@ mod tests {
         names.sort();
         assert_eq!(names, ["pos_emb.weight", "tok_emb.weight"]);
         // Token rows plus the position rows, broadcast over the batch.
-        let manual = emb.tok_emb.forward(&ids) + emb.pos_emb.ws.unsqueeze(0); // [2, 4, 256] + [1, 4, 256]
+        let manual = emb.tok_emb.forward(&ids) + emb.pos_emb.weight.unsqueeze(0); // [2, 4, 256] + [1, 4, 256]
         assert!(out.allclose(&manual, 1e-6, 1e-6, false));
     }
 }

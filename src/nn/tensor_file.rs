@@ -6,14 +6,13 @@
 //! `safetensors.torch.load_file`.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::util::files::{temp_path, write_atomic_with};
+use crate::util::files::write_atomic_with;
 
 /// The header key of the free-form metadata.
 const METADATA: &str = "__metadata__";

@@ -37,7 +37,6 @@ use crate::text::dataloader::{DataLoader, Dataset};
 use crate::util::device::set_seed;
 use crate::error::{Error, Result};
 use crate::viz::figures::LossPlot;
-use crate::nn::layers::Linear;
 use crate::nn::model::{GptModel, TransformerBlock};
 pub use crate::nn::model::{block_requires_grad, replace_out_head, set_requires_grad_under};
 use crate::training::optim::AdamW;

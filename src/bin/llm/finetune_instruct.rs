@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use llm_from_scratch::ch02::{BpeTokenizer, DataStore};
-use llm_from_scratch::ch05::{evaluate_model, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, TrainEvent, TrainSettings, TrainState};
+use llm_from_scratch::ch05::{evaluate_model, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, TrainSettings, TrainState};
 use llm_from_scratch::ch07::{
     average_score, create_instruction_loaders, format_input, generate_responses, instruction_data, load_instruction_data,
     mean_rouge_l, response_loss, save_responses, set_drop_rate, train_test_val_split, ChatApi, Judge, DEFAULT_JUDGE_MODEL,
