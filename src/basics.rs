@@ -534,9 +534,9 @@ mod tests {
 
     #[test]
     fn randperm_matches_libtorch_with_the_same_seed() {
-        let _rng = crate::rng_lock();
+        let _rng = crate::util::device::rng_lock();
         for (n, seed) in [(5usize, 5_278_339_153_051_796_802u64), (17, 123), (1, 7), (0, 1)] {
-            crate::set_seed(seed);
+            crate::util::device::set_seed(seed);
             let torch: Vec<i64> = Vec::try_from(Tensor::randperm(n as i64, (Kind::Int64, Device::Cpu))).unwrap();
             let ours: Vec<i64> = torch_randperm(n, seed).into_iter().map(|i| i as i64).collect();
             assert_eq!(ours, torch, "randperm({n}) with seed {seed}");

@@ -178,10 +178,15 @@ fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
     let mut graph = BTreeMap::new();
     for file in &files {
         let module = module_of(&src, file);
-        let code = code_only(&std::fs::read_to_string(file).expect("a readable source file"));
+        let source = std::fs::read_to_string(file).expect("a readable source file");
+        // A file's unit tests (its trailing `#[cfg(test)] mod tests`) are not part of the library.
+        let library = source.find("#[cfg(test)]\nmod tests").map_or(source.as_str(), |end| &source[..end]);
+        let code = code_only(library);
         let mut deps = BTreeSet::new();
         for path in named_paths(&code, &module) {
-            let target = resolve(&path, &modules).unwrap_or_else(|| panic!("{}: `{path}` names no module", file.display()));
+            let target = resolve(&path, &modules).unwrap_or_else(|| {
+                panic!("{}: `crate::{path}` names no module (an item re-exported at the root? use its module's path)", file.display())
+            });
             // A module naming itself, or a folder's mod.rs its own submodules, is no import.
             if *target != module && !is_descendant(target, &module) {
                 deps.insert(target.clone());

@@ -145,11 +145,7 @@ fn exercise_5_5_losses_of_a_hugging_face_gpt2_on_the_verdict() {
     let split_idx = (0.9 * text.len() as f64) as usize;
     let (train_text, val_text) = text.split_at(split_idx);
     let tok = common::gpt2();
-    let ids_json = common::manifest_dir().join("target/fixtures/hf_gpt2_verdict_ids.json");
-    std::fs::create_dir_all(ids_json.parent().unwrap()).unwrap();
-    let ids = serde_json::json!({"train": tok.encode_text(train_text).unwrap(), "val": tok.encode_text(val_text).unwrap()});
-    std::fs::write(&ids_json, ids.to_string()).unwrap();
-    let dir = common::fixture("hf_gpt2_verdict_loss.py", &["--ids", ids_json.to_str().unwrap()], "hf_gpt2_verdict", "losses.json");
+    let dir = common::hf_gpt2_verdict();
     let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("losses.json")).unwrap()).unwrap();
 
     let (_vs, model, cfg) = GptModel::from_pretrained_gpt2(dir.join("model").to_str().unwrap(), Device::Cpu).unwrap();

@@ -1,5 +1,5 @@
 //! `llm pretrain` end to end on a tiny model: log lines, outputs, stop and resume, then
-//! `llm generate --checkpoint` with sampling.
+//! `llm generate --model` with sampling; continuing the pretraining of Hugging Face weights.
 
 mod common;
 
@@ -40,12 +40,13 @@ fn pretrain_stops_resumes_and_feeds_generate() {
     assert_eq!(ckpt["state"]["epoch"], 2, "finished both epochs");
 
     // The trained model generates; sampling with a seed is reproducible.
-    let sample = |seed: &str| {
-        let out = llm_ok(&["generate", "--checkpoint", d, "--prompt", "Every effort moves you", "--max-new-tokens", "8", "--temperature", "1.5", "--top-k", "40", "--seed", seed, "--ids"]);
+    let sample = |flag: &str, seed: &str| {
+        let out = llm_ok(&["generate", flag, d, "--prompt", "Every effort moves you", "--max-new-tokens", "8", "--temperature", "1.5", "--top-k", "40", "--seed", seed, "--ids"]);
         serde_json::from_str::<Vec<i64>>(&out).unwrap()
     };
     std::fs::remove_file(&text_file).unwrap(); // not needed to generate
-    let (a, b) = (sample("3"), sample("3"));
+    // `--model DIR` names a run folder; `--checkpoint DIR` is its old name.
+    let (a, b) = (sample("--model", "3"), sample("--checkpoint", "3"));
     assert_eq!(a.len(), 4 + 8, "prompt + 8 tokens");
     assert_eq!(a, b, "same seed, same sample");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -59,4 +60,32 @@ fn pretrain_explains_a_text_too_short_for_one_batch() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("tokens"), "{stderr}");
     std::fs::remove_file(&file).unwrap();
+}
+
+/// `llm pretrain --weights DIR` continues the pretraining of a Hugging Face GPT-2 (here the random
+/// full-vocabulary GPT-2 of exercise 5.5's fixture): with a learning rate of 0 the first
+/// evaluation is the loaded model's, and its validation loss is the one `transformers` computes.
+#[test]
+fn pretrain_continues_from_hugging_face_weights() {
+    let fixture = common::hf_gpt2_verdict();
+    let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture.join("losses.json")).unwrap()).unwrap();
+    let dir = std::env::temp_dir().join(format!("llm-fs-cli-pretrain-hf-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (weights, d) = (fixture.join("model"), dir.to_str().unwrap());
+    let args = ["--data", "the-verdict", "--context-length", "256", "--batch-size", "2", "--lr", "0", "--weight-decay", "0"];
+    let more = ["--epochs", "1", "--eval-freq", "100", "--eval-iter", "100", "--max-steps", "1", "--out", d];
+    llm_ok(&[&["pretrain", "--weights", weights.to_str().unwrap()][..], &args, &more].concat());
+    let h = history(&dir);
+    let val_loss = h["val_losses"][0].as_f64().unwrap();
+    let want = reference["val_loss"].as_f64().unwrap();
+    assert!((val_loss - want).abs() < 1e-4, "validation loss of the loaded GPT-2: {val_loss}, transformers: {want}");
+    let ckpt: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("checkpoint.json")).unwrap()).unwrap();
+    let cfg = &ckpt["config"];
+    assert_eq!((cfg["vocab_size"].as_i64(), cfg["context_length"].as_i64()), (Some(50257), Some(256)), "the pretrained model's config: {cfg}");
+
+    // A resumed run keeps its own model: model flags are refused.
+    let out = llm(&["pretrain", "--resume", d, "--weights", weights.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--resume continues a run with its own model"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

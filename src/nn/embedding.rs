@@ -77,8 +77,8 @@ mod tests {
     #[test]
     fn embedding_6x3_matches_the_book() {
         // Section 2.7: torch.manual_seed(123); torch.nn.Embedding(6, 3).weight
-        let _rng = crate::rng_lock();
-        crate::set_seed(123);
+        let _rng = crate::util::device::rng_lock();
+        crate::util::device::set_seed(123);
         let vs = nn::VarStore::new(Device::Cpu);
         let layer = token_embedding(&vs.root(), 6, 3);
         let want = [
@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn input_embedding_shapes_and_names() {
-        let _rng = crate::rng_lock(); // creating the layers draws from the global generator
+        let _rng = crate::util::device::rng_lock(); // creating the layers draws from the global generator
         let vs = nn::VarStore::new(Device::Cpu);
         let emb = InputEmbedding::new(&vs.root(), 50257, 4, 256);
         let ids = Tensor::from_slice(&[40i64, 367, 2885, 1464, 1807, 3619, 402, 271]).view([2, 4]);

@@ -387,7 +387,7 @@ mod tests {
 
     #[test]
     fn key_map_assigns_every_parameter_of_the_model_once() {
-        let _rng = crate::rng_lock();
+        let _rng = crate::util::device::rng_lock();
         let cfg = GptConfig { qkv_bias: true, n_layers: 3, ..GptConfig::tiny() };
         let vs = VarStore::new(Device::Cpu);
         let _model = GptModel::new(&vs.root(), &cfg);

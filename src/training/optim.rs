@@ -174,6 +174,12 @@ impl AdamW {
             let bias_correction1 = 1.0 - b1.powi(st.step as i32);
             let bias_correction2_sqrt = (1.0 - b2.powi(st.step as i32)).sqrt();
             let step_size = lr / bias_correction1;
+            if step_size == 0.0 {
+                // A learning rate of 0 (a schedule that decays to 0, or a run that only evaluates)
+                // moves nothing; the moments above are updated as PyTorch updates them. The
+                // division below would be by zero.
+                continue;
+            }
             // tmp = -(sqrt(v) / bias_correction2_sqrt + eps) / step_size, so that
             // p + m / tmp = p - step_size * m / (sqrt(v) / bias_correction2_sqrt + eps). The
             // affine part is one addcmul (c2 + tmp * c1) into tmp instead of a multiply and an add.
@@ -366,6 +372,30 @@ mod tests {
             runs.push(got);
         }
         assert_eq!(runs[0], runs[1], "optimizer.backward and loss.backward give the same updates");
+    }
+
+    #[test]
+    fn a_zero_learning_rate_moves_nothing_and_keeps_pytorchs_moments() {
+        // torch 2.13: the run of `run_with` with lr 0 for the first step, then 0.1 for two steps.
+        let vs = VarStore::new(tch::Device::Cpu);
+        let root = vs.root();
+        let w = root.var_copy("w", &Tensor::from_slice(&[0.5f32, -1.0, 2.0, 0.25]).reshape([2, 2]));
+        let b = root.var_copy("b", &Tensor::from_slice(&[0.1f32, -0.2]));
+        let x = Tensor::from_slice(&[1.0f32, 2.0, -1.0, 0.5]).reshape([2, 2]);
+        let mut opt = AdamW::new(&vs, 0.0, 0.1);
+        for step in 0..3 {
+            opt.set_lr(if step == 0 { 0.0 } else { 0.1 });
+            let y = x.matmul(&w) + &b;
+            opt.backward_step(&((&y * &y).sum(Kind::Float) + w.sin().sum(Kind::Float)));
+            if step == 0 {
+                assert_eq!(Vec::<f32>::try_from(w.flatten(0, -1)).unwrap(), [0.5, -1.0, 2.0, 0.25], "lr 0 leaves the weights");
+            }
+        }
+        let got: Vec<f32> = Vec::<f32>::try_from(w.flatten(0, -1)).unwrap().into_iter().chain(Vec::<f32>::try_from(&b).unwrap()).collect();
+        let want = [0.29143089f32, -0.78351879, 1.761641, 0.43270358, -0.10052747, -0.39528346];
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-6, "after lr 0 then 0.1: {got:?}, PyTorch {want:?}");
+        }
     }
 
     #[test]

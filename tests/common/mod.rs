@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
 use llm_from_scratch::data::{self, DataFile, DataStore};
-use llm_from_scratch::tokenizer::BpeTokenizer;
+use llm_from_scratch::tokenizer::{BpeTokenizer, Tokenizer};
 
 /// The data store of the tests: `LLM_DATA_DIR` when set (the Makefile and CI set it), else the
 /// project's sibling `../shared/data` when it exists, else the environment's cache/download.
@@ -136,4 +136,17 @@ pub fn llm_succeeds(args: &[&str]) -> Output {
 /// The stdout of [`llm_succeeds`].
 pub fn llm_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&llm_succeeds(args).stdout).into_owned()
+}
+
+/// The fixture of exercise 5.5 (`tests/fixtures/hf_gpt2_verdict_loss.py`): a small random GPT-2
+/// with the full vocabulary and 256 positions saved by `transformers` (`model/`), and the book's
+/// train and validation losses of it on the-verdict split 90/10 (`losses.json`).
+pub fn hf_gpt2_verdict() -> PathBuf {
+    let text = text(&data::THE_VERDICT);
+    let (train_text, val_text) = text.split_at((0.9 * text.len() as f64) as usize);
+    let ids_json = manifest_dir().join("target/fixtures/hf_gpt2_verdict_ids.json");
+    std::fs::create_dir_all(ids_json.parent().unwrap()).unwrap();
+    let ids = serde_json::json!({"train": gpt2().encode_text(train_text).unwrap(), "val": gpt2().encode_text(val_text).unwrap()});
+    std::fs::write(&ids_json, ids.to_string()).unwrap();
+    fixture("hf_gpt2_verdict_loss.py", &["--ids", ids_json.to_str().unwrap()], "hf_gpt2_verdict", "losses.json")
 }
