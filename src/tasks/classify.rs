@@ -41,6 +41,9 @@ use crate::nn::model::{GptModel, TransformerBlock};
 pub use crate::nn::model::{block_requires_grad, replace_out_head, set_requires_grad_under};
 use crate::training::optim::AdamW;
 use crate::text::tokenizer::{Tokenizer, ENDOFTEXT_ID};
+pub use crate::util::rng::RandomState;
+pub use crate::util::tabular::read_delimited;
+use crate::util::tabular::csv_field;
 pub use crate::nn::model::set_drop_rate;
 
 /// The label of a ham (not spam) message: the book's `df["Label"].map({"ham": 0, "spam": 1})`.
@@ -56,89 +59,6 @@ pub const PAD_TOKEN_ID: i64 = ENDOFTEXT_ID as i64;
 pub struct LabeledText {
     pub label: i64,
     pub text: String,
-}
-
-/// The records of a delimited text, read as pandas' `read_csv` reads them (the C parser with
-/// its defaults: `quotechar='"'`, `doublequote=True`, blank lines skipped): `(line, fields)`,
-/// with the 1-based line on which each record starts.
-///
-/// A field that *starts* with `"` is quoted: it runs to the next `"` that is not doubled, may
-/// hold tabs and newlines, and what follows that closing quote up to the delimiter is appended
-/// as plain text. A `"` inside an unquoted field is an ordinary character. So one message that
-/// starts with a quote it never closes swallows the lines after it until a quote does close it
-/// (the book's 5572 rows from the file's 5574 lines). Errors: a quoted field still open at the
-/// end of the text (pandas' "EOF inside string"), naming the line where it started.
-pub fn read_delimited(text: &str, delimiter: char, source: &Path) -> Result<Vec<(usize, Vec<String>)>> {
-    #[derive(PartialEq)]
-    enum State {
-        StartRecord,
-        StartField,
-        InField,
-        InQuoted,
-        QuoteInQuoted,
-    }
-    let mut records = Vec::new();
-    let (mut fields, mut field) = (Vec::new(), String::new());
-    let (mut line, mut record_line, mut quote_line) = (1usize, 1usize, 1usize);
-    let mut state = State::StartRecord;
-    let mut chars = text.chars().peekable();
-    while let Some(mut c) = chars.next() {
-        if c == '\r' {
-            // "\r\n" and a lone "\r" both end a line.
-            if chars.peek() == Some(&'\n') {
-                chars.next();
-            }
-            c = '\n';
-        }
-        match state {
-            State::StartRecord | State::StartField | State::InField | State::QuoteInQuoted if c == '\n' => {
-                if state != State::StartRecord {
-                    fields.push(std::mem::take(&mut field));
-                    records.push((record_line, std::mem::take(&mut fields)));
-                }
-                state = State::StartRecord; // a blank line is skipped
-            }
-            State::StartRecord | State::StartField if c == '"' => {
-                quote_line = line;
-                state = State::InQuoted;
-            }
-            State::StartRecord | State::StartField | State::InField | State::QuoteInQuoted if c == delimiter => {
-                fields.push(std::mem::take(&mut field));
-                state = State::StartField;
-            }
-            State::StartRecord | State::StartField | State::InField | State::QuoteInQuoted => {
-                field.push(c);
-                state = State::InField;
-            }
-            State::InQuoted if c == '"' => state = State::QuoteInQuoted,
-            State::InQuoted => field.push(c),
-        }
-        if state == State::QuoteInQuoted && c == '"' && chars.peek() == Some(&'"') {
-            chars.next(); // a doubled quote inside a quoted field is one quote
-            field.push('"');
-            state = State::InQuoted;
-        }
-        if c == '\n' {
-            line += 1;
-            if state == State::StartRecord {
-                record_line = line;
-            }
-        }
-    }
-    match state {
-        State::InQuoted => {
-            return Err(Error::Format {
-                path: source.into(),
-                reason: format!("line {quote_line}: a quoted field opened here is never closed (end of file inside a string)"),
-            })
-        }
-        State::StartRecord => {}
-        _ => {
-            fields.push(field);
-            records.push((record_line, fields));
-        }
-    }
-    Ok(records)
 }
 
 /// Parse the SMS Spam Collection (`label<TAB>text` per message) as the book's
@@ -180,72 +100,6 @@ pub fn label_counts(data: &[LabeledText]) -> (usize, usize) {
     (data.len() - spam, spam)
 }
 
-/// NumPy's legacy `np.random.RandomState(seed)`: the Mersenne Twister MT19937 that pandas'
-/// `df.sample(..., random_state=123)` draws from, so that the book's rows can be drawn here.
-///
-/// Only what `sample` uses is implemented: 32-bit draws, and [`RandomState::permutation`]
-/// (`np.arange(n)` shuffled by NumPy's Fisher-Yates with masked rejection sampling).
-#[derive(Debug, Clone)]
-pub struct RandomState {
-    mt: Box<[u32; 624]>,
-    pos: usize,
-}
-
-impl RandomState {
-    /// `np.random.RandomState(seed)` (the legacy seeding, `init_genrand`).
-    pub fn new(seed: u32) -> Self {
-        let mut mt = Box::new([0u32; 624]);
-        mt[0] = seed;
-        for i in 1..624 {
-            mt[i] = 1_812_433_253u32.wrapping_mul(mt[i - 1] ^ (mt[i - 1] >> 30)).wrapping_add(i as u32);
-        }
-        RandomState { mt, pos: 624 }
-    }
-
-    /// The next 32 random bits (`genrand_int32`).
-    pub fn next_u32(&mut self) -> u32 {
-        if self.pos >= 624 {
-            for i in 0..624 {
-                let y = (self.mt[i] & 0x8000_0000) | (self.mt[(i + 1) % 624] & 0x7fff_ffff);
-                self.mt[i] = self.mt[(i + 397) % 624] ^ (y >> 1) ^ if y & 1 == 1 { 0x9908_b0df } else { 0 };
-            }
-            self.pos = 0;
-        }
-        let mut y = self.mt[self.pos];
-        self.pos += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^ (y >> 18)
-    }
-
-    /// A uniform integer in `0..=max` (NumPy's `random_interval`: draw under the smallest
-    /// all-ones mask that covers `max`, again until the value is at most `max`).
-    fn interval(&mut self, max: u32) -> u32 {
-        if max == 0 {
-            return 0;
-        }
-        let mask = u32::MAX >> max.leading_zeros();
-        loop {
-            let value = self.next_u32() & mask;
-            if value <= max {
-                return value;
-            }
-        }
-    }
-
-    /// `RandomState.permutation(n)`: `0..n` shuffled from the last position down, as NumPy does.
-    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
-        assert!(n <= u32::MAX as usize, "permutation of {n} items: NumPy's 32-bit path only");
-        let mut order: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            let j = self.interval(i as u32) as usize;
-            order.swap(i, j);
-        }
-        order
-    }
-}
-
 /// pandas' `df.sample(frac=1, random_state=seed)` order of `n` rows (`sample(k)` takes its
 /// first `k`). Seeds above `u32::MAX` (which NumPy rejects) use their low 32 bits.
 fn permutation(n: usize, seed: u64) -> Vec<usize> {
@@ -280,16 +134,6 @@ pub fn random_split(
     let mut train = shuffled;
     train.truncate(train_end);
     (train, validation, test)
-}
-
-/// One CSV field as Python's `csv` module (and so pandas' `to_csv`) writes it: quoted, with
-/// quotes doubled, when it holds a comma, a quote or a line break.
-fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
 }
 
 /// Write `data` as the book's `df.to_csv(path, index=None)` does: a `Label,Text` header, then
@@ -881,17 +725,6 @@ mod tests {
         let err = read_csv(&path).unwrap_err().to_string();
         assert!(err.contains("x.csv") && err.contains("line 3") && err.contains("\"x\""), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn random_state_is_numpys() {
-        // np.random.RandomState(123).permutation(10), .permutation(4825)[:8] (NumPy 2.4).
-        assert_eq!(RandomState::new(123).permutation(10), [4, 0, 7, 5, 8, 3, 1, 6, 9, 2]);
-        assert_eq!(RandomState::new(123).permutation(4825)[..8], [3720, 3580, 4182, 3858, 4713, 3847, 2247, 1912]);
-        assert_eq!(RandomState::new(123).permutation(1494)[..8], [263, 627, 887, 925, 1050, 587, 182, 1411]);
-        // MT19937's reference output for init_genrand(5489): 3499211612, 581869302.
-        let mut r = RandomState::new(5489);
-        assert_eq!((r.next_u32(), r.next_u32()), (3_499_211_612, 581_869_302));
     }
 
     #[test]
