@@ -19,7 +19,7 @@ use crate::text::dataloader::{DataLoader, Dataset};
 ///
 /// The embeddings and the transformer blocks before the first one with a trainable parameter
 /// run without recording gradients (under `no_grad`, where the layers also work in place); the
-/// last block computes its last position only ([`last_position_output`]), and `final_norm` and
+/// last block computes its last position only ([`TransformerBlock::forward_last`]), and `final_norm` and
 /// `out_head` see that position only. Everything after the last block's keys and values works
 /// per position, so the logits are those of the full forward pass's last row.
 ///
@@ -53,44 +53,19 @@ pub fn classifier_logits(model: &GptModel, in_idx: &Tensor, train: bool) -> Tens
         None => x.select(1, -1),
         Some(last_block) => {
             let _no_grad = (frozen == num_blocks).then(tch::no_grad_guard);
-            last_position_output(last_block, &x, train)
+            last_block.forward_last(&x, train)
         }
     }; // [batch, emb_dim]
     model.out_head.forward(&model.final_norm.forward(&last)) // [batch, num_classes]
 }
 
-/// What `block.forward_t(x, train)` computes at the last position, computing only that: keys
-/// and values need every position, but the query, the attention of one row, `out_proj`, the
-/// second norm and the feed-forward network need only the last one. The last row of the causal
-/// mask hides nothing, so no mask is applied. (With dropout on, the masks are drawn for these
-/// shapes, so they differ from a full pass's; the book's chapter 6 model has no dropout.)
+/// What `block.forward_t(x, train)` computes at the last position, computing only that: the
+/// block's [`TransformerBlock::forward_last`] (kept under this name, which chapter 6 exports).
 ///
 /// # Shapes
 /// `x: [batch, num_tokens, emb_dim]` → `[batch, emb_dim]`
 pub fn last_position_output(block: &TransformerBlock, x: &Tensor, train: bool) -> Tensor {
-    let att = &block.att;
-    let (b, num_tokens, _emb_dim) = x.size3().expect("block input must be [batch, num_tokens, emb_dim]");
-    let heads = |t: Tensor, n: i64| {
-        t.view([b, n, att.num_heads, att.head_dim]) // [b, n, num_heads, head_dim]
-            .transpose(1, 2) // [b, num_heads, n, head_dim]
-    };
-    let h = block.norm1.forward(x); // [b, num_tokens, emb_dim]
-    let h_last = h.narrow(1, num_tokens - 1, 1); // [b, 1, emb_dim]
-    let keys = heads(att.w_key.forward(&h), num_tokens); // [b, num_heads, num_tokens, head_dim]
-    let values = heads(att.w_value.forward(&h), num_tokens); // [b, num_heads, num_tokens, head_dim]
-    let queries = heads(att.w_query.forward(&h_last), 1); // [b, num_heads, 1, head_dim]
-    let mut attn_scores = queries.matmul(&keys.transpose(-2, -1)); // [b, num_heads, 1, num_tokens]
-    attn_scores /= (att.head_dim as f64).sqrt();
-    let attn_weights = att.dropout.forward_t(&attn_scores.softmax(-1, None::<Kind>), train);
-    let context_vec = attn_weights
-        .matmul(&values) // [b, num_heads, 1, head_dim]
-        .transpose(1, 2) // [b, 1, num_heads, head_dim]
-        .contiguous()
-        .view([b, 1, att.d_out]); // [b, 1, d_out]
-    let x_last = x.narrow(1, num_tokens - 1, 1); // [b, 1, emb_dim]
-    let x_last = x_last + block.drop_shortcut.forward_t(&att.out_proj.forward(&context_vec), train);
-    let ff = block.ff.forward(&block.norm2.forward(&x_last)); // [b, 1, emb_dim]
-    (x_last + block.drop_shortcut.forward_t(&ff, train)).squeeze_dim(1) // [b, emb_dim]
+    block.forward_last(x, train)
 }
 
 /// Listing 6.8's `calc_loss_batch`: the cross-entropy of the last token's logits against the
