@@ -180,9 +180,10 @@ fn a_tiny_classifier_beats_the_majority_class_on_real_data() {
     let mut model = GptModel::new(&vs.root(), &tiny());
     prepare_classifier(&mut model, &vs, 2);
     let mut optimizer = AdamW::new(&vs, 1e-3, 0.1);
-    let settings = ClassifierSettings { num_epochs: 1, eval_freq: 25, eval_iter: 2, seed: 123 };
-    let history = train_classifier(&model, &train_loader, &val_loader, &mut optimizer, Device::Cpu, &settings, Some(60), &mut |_| {});
-    assert_eq!((history.steps_done, history.examples_seen), (60, 480));
+    let settings = ClassifierSettings { max_steps: Some(60), ..ClassifierSettings::classifier(1, 25, 2) };
+    let state = train_classifier(&model, &train_loader, &val_loader, &mut optimizer, Device::Cpu, &settings, &mut |_| {});
+    assert_eq!((state.steps_done, state.tokens_seen), (60, 480), "(steps, examples seen)");
+    let history = state.history;
     assert_eq!(history.steps, [0, 25, 50], "evaluations at the book's global steps");
     assert_eq!(history.train_accs.len(), 1, "one accuracy per (partial) epoch");
     let val_accuracy = calc_accuracy_loader(&val_loader, &model, Device::Cpu, None);

@@ -25,7 +25,9 @@ fn finetune_spam_writes_a_classifier_that_llm_classify_loads() {
     assert_eq!(read_csv(dir.join("train.csv")).unwrap().len(), 1045, "the book's training split");
     let history: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("history.json")).unwrap()).unwrap();
     assert_eq!(history["steps"], serde_json::json!([0, 10, 20]), "{history}");
-    assert_eq!((history["examples_seen"].as_i64(), history["train_accs"].as_array().map(Vec::len)), (Some(240), Some(1)));
+    let ckpt: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("checkpoint.json")).unwrap()).unwrap();
+    // The run's examples seen (its state's `tokens_seen`, which counts examples for a classifier).
+    assert_eq!((ckpt["state"]["tokens_seen"].as_i64(), history["train_accs"].as_array().map(Vec::len)), (Some(240), Some(1)));
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
     let d_emb = 128;
     let block = llm_from_scratch::ch04::GptConfig::tiny().block_parameters();

@@ -22,9 +22,8 @@ use clap::Args;
 use llm_from_scratch::appendix_e::prepare_lora_classifier;
 use llm_from_scratch::ch04::{num_parameters, num_trainable_parameters};
 use llm_from_scratch::ch06::{
-    calc_accuracy_loader, prepare_classifier, prepare_spam_splits, read_csv, save_classifier, set_drop_rate, train_classifier, AdamW,
-    BpeTokenizer, ClassifierEvent, ClassifierHistory, ClassifierInfo, ClassifierSettings, DataLoader, SpamDataset,
-    PAD_TOKEN_ID,
+    calc_accuracy_loader, prepare_classifier, prepare_spam_splits, read_csv, set_drop_rate, AdamW, BpeTokenizer, ClassifierHistory,
+    ClassifierInfo, ClassifierRun, DataLoader, SpamDataset, TrainSettings, PAD_TOKEN_ID,
 };
 use llm_from_scratch::data::DataStore;
 use serde::Serialize;
@@ -105,12 +104,11 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
 
     // 6.4-6.5: the model, then the classification head and the frozen layers.
     let loaded = args.model.load(device)?;
-    let (vs, mut model, mut cfg) = (loaded.vs, loaded.model, loaded.cfg);
+    let (vs, mut model, cfg) = (loaded.vs, loaded.model, loaded.cfg);
     if max_length as i64 > cfg.context_length {
         bail!("the texts are {max_length} tokens long, more than the model's context length {}: pass --max-length", cfg.context_length);
     }
-    set_drop_rate(&mut model, args.drop_rate);
-    cfg.drop_rate = args.drop_rate;
+    set_drop_rate(&mut model, args.drop_rate); // and model.cfg.drop_rate, which the checkpoint saves
     let lora = args.lora_rank.map(|rank| (rank, args.lora_alpha.unwrap_or(rank as f64)));
     if lora.is_some_and(|(rank, _)| rank < 1) {
         bail!("--lora-rank must be at least 1");
@@ -151,40 +149,36 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
 
     // 6.7: fine-tuning.
     eprintln!("AdamW lr {lr}, weight decay {}{}", args.weight_decay, lora.map_or(String::new(), |(r, a)| format!(", LoRA rank {r} alpha {a}")));
-    let mut optimizer = AdamW::new(&vs, lr, args.weight_decay);
-    let settings = ClassifierSettings { num_epochs: args.epochs, eval_freq: args.eval_freq, eval_iter: args.eval_iter, seed };
+    let optimizer = AdamW::new(&vs, lr, args.weight_decay);
+    let max_steps = args.max_steps.map(|n| n as i64);
+    let settings = TrainSettings { seed, max_steps, ..TrainSettings::classifier(args.epochs, args.eval_freq, args.eval_iter) };
+    let info = ClassifierInfo { num_classes: 2, max_length, pad_token_id: PAD_TOKEN_ID, lora };
+    let mut run = ClassifierRun::new(vs, model, info, optimizer, settings);
     let total_steps = (args.epochs * train_loader.len()).min(args.max_steps.unwrap_or(usize::MAX)) as u64;
     let progress = Progress::new(total_steps, 0, "steps");
     let started = Instant::now();
-    let history = train_classifier(&model, &train_loader, &val_loader, &mut optimizer, device, &settings, args.max_steps, &mut |event| {
-        match event {
-            ClassifierEvent::Step { epoch, loss, examples_per_s, .. } => {
-                progress.step(format!("ep {} loss {loss:.3} {examples_per_s:.1} examples/s", epoch + 1))
-            }
-            ClassifierEvent::Eval { line, .. } | ClassifierEvent::Accuracy { line, .. } => progress.say(line),
-        }
-    });
+    run.train(&train_loader, &val_loader, None, &mut |event| progress.train_event(event))?;
     progress.finish();
     let training_seconds = started.elapsed().as_secs_f64();
     println!("Training completed in {:.2} minutes.", training_seconds / 60.0);
 
     // The book's final accuracies, on all batches.
     let results = Results {
-        train_accuracy: calc_accuracy_loader(&train_loader, &model, device, None),
-        validation_accuracy: calc_accuracy_loader(&val_loader, &model, device, None),
-        test_accuracy: calc_accuracy_loader(&test_loader, &model, device, None),
+        train_accuracy: calc_accuracy_loader(&train_loader, &run.model, device, None),
+        validation_accuracy: calc_accuracy_loader(&val_loader, &run.model, device, None),
+        test_accuracy: calc_accuracy_loader(&test_loader, &run.model, device, None),
         trainable_parameters: trainable,
         parameters,
         training_seconds,
-        examples_per_s: history.examples_seen as f64 / training_seconds.max(1e-9),
+        examples_per_s: run.state.tokens_seen as f64 / training_seconds.max(1e-9),
     };
     println!("Training accuracy: {:.2}%", results.train_accuracy * 100.0);
     println!("Validation accuracy: {:.2}%", results.validation_accuracy * 100.0);
     println!("Test accuracy: {:.2}%", results.test_accuracy * 100.0);
 
-    let info = ClassifierInfo { num_classes: 2, max_length, pad_token_id: PAD_TOKEN_ID, lora };
-    save_classifier(&args.out, &vs, &cfg, &info)?;
-    save_outputs(&args.out, &history, &results)?;
+    // The classifier, which is also the run (AdamW's state, settings and position).
+    run.save(&args.out)?;
+    save_outputs(&args.out, &run.state.history, &results)?;
     eprintln!("classifier, history.json, results.json and the loss and accuracy plots in {}", args.out.display());
     Ok(())
 }

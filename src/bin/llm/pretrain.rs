@@ -19,8 +19,9 @@ use clap::Args;
 use llm_from_scratch::ch02::{create_dataloader_v1, BpeTokenizer, DataStore, THE_VERDICT};
 use llm_from_scratch::ch04::GptModel;
 use llm_from_scratch::appendix_d::{LrSchedule, TrainExtras};
-use llm_from_scratch::ch05::{read_checkpoint, save_checkpoint, AdamW, CheckpointMeta, LossPlot, TrainEvent, TrainSettings, TrainState};
-use llm_from_scratch::train::train_steps_with;
+use llm_from_scratch::ch05::{
+    read_checkpoint, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainEvent, TrainSettings, TrainState,
+};
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
@@ -212,8 +213,8 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     }
 
     let total_steps = (settings.num_epochs * train_loader.len()) as u64;
-    let extras = run_data.extras.as_ref().map(|e| e.extras(total_steps as i64)).transpose()?;
-    if let Some(e) = &extras {
+    settings.extras = run_data.extras.as_ref().map(|e| e.extras(total_steps as i64)).transpose()?;
+    if let Some(e) = &settings.extras {
         let s = &e.schedule;
         eprintln!(
             "learning rate: {} warmup steps from {:e} to {:e}, cosine decay to {:e} over {} steps; gradient clipping: {}",
@@ -243,17 +244,13 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     };
 
     // Train in chunks between saves: up to --save-every steps, or to the end of the epoch.
+    let task = NextTokenTask::new(&model, &tokenizer, device, cfg.context_length);
     let mut steps_left = args.max_steps.unwrap_or(usize::MAX);
-    while !state.finished(settings.num_epochs) && steps_left > 0 {
+    while !state.finished(&settings) && steps_left > 0 {
         let to_epoch_end = train_loader.len() - state.batch_in_epoch;
         let chunk = args.save_every.map_or(to_epoch_end, |n| (n.max(1) as usize).min(to_epoch_end)).min(steps_left);
         let mut on_event = |event: &TrainEvent| progress.train_event(event);
-        let mut before_update = |step: i64, optimizer: &mut AdamW| {
-            if let Some(e) = &extras {
-                e.apply(step, optimizer);
-            }
-        };
-        train_steps_with(&model, &train_loader, &val_loader, &mut optimizer, device, &settings, &tokenizer, cfg.context_length, &mut state, Some(chunk), &mut on_event, &mut before_update)?;
+        train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, Some(chunk), &mut on_event)?;
         steps_left -= chunk;
         save_checkpoint(&out, &vs, Some(&optimizer), &meta_for(&state, &optimizer))?;
     }

@@ -14,6 +14,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::nn::model::{block_requires_grad, GptModel, TransformerBlock};
 use crate::text::dataloader::{DataLoader, Dataset};
+use crate::training::trainer::loss_over_loader;
 
 /// The logits of the last token (section 6.6, the book's `model(input_batch)[:, -1, :]`).
 ///
@@ -80,19 +81,10 @@ pub fn calc_loss_batch(input_batch: &Tensor, target_batch: &Tensor, model: &GptM
 
 /// Listing 6.8's `calc_loss_loader`: the mean batch loss over the first `num_batches` batches
 /// (all when `None`) in the loader's epoch-0 order, in evaluation mode without gradients; NaN
-/// for an empty loader.
+/// for an empty loader (chapter 5's loop over a loader, [`loss_over_loader`], with this
+/// chapter's batch loss).
 pub fn calc_loss_loader<D: Dataset>(loader: &DataLoader<D>, model: &GptModel, device: Device, num_batches: Option<usize>) -> f64 {
-    if loader.is_empty() {
-        return f64::NAN;
-    }
-    let n = num_batches.map_or(loader.len(), |n| n.min(loader.len()));
-    let _no_grad = tch::no_grad_guard();
-    let total: f64 = loader
-        .iter_epoch(0)
-        .take(n)
-        .map(|(input, target)| calc_loss_batch(&input, &target, model, device, false).double_value(&[]))
-        .sum();
-    total / n as f64
+    loss_over_loader(loader, num_batches, |input, target| calc_loss_batch(input, target, model, device, false))
 }
 
 /// Listing 6.7, `calc_accuracy_loader`: the fraction of examples whose last-token argmax is

@@ -13,7 +13,7 @@ use crate::nn::model::{replace_out_head, set_requires_grad_under, GptModel};
 use crate::tasks::classify::data::SPAM;
 use crate::tasks::classify::loss::classifier_logits;
 use crate::text::tokenizer::Tokenizer;
-use crate::training::checkpoint::{read_checkpoint, save_checkpoint, CheckpointMeta};
+use crate::training::checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta};
 
 /// Listing 6.12, `classify_review`: encode `text`, truncate it to `max_length` (and the model's
 /// context length), pad it with `pad_token_id` to `max_length` as the training texts were, and
@@ -57,23 +57,30 @@ pub struct ClassifierInfo {
 
 const CLASSIFIER_KEY: &str = "classifier";
 
+/// The metadata of a classifier checkpoint: its config, and `info` under `classifier` in the
+/// metadata's `extra` (a fine-tuning run adds its own keys, see `ClassifierRun::save`).
+pub(crate) fn classifier_meta(cfg: &GptConfig, info: &ClassifierInfo) -> CheckpointMeta {
+    CheckpointMeta { extra: serde_json::json!({ CLASSIFIER_KEY: info }), ..CheckpointMeta::model_only(cfg) }
+}
+
 /// Save a classifier (its config, all its parameters and `info`) as a checkpoint folder
 /// ([`crate::training::checkpoint`]): `checkpoint.safetensors` and `checkpoint.json`.
 pub fn save_classifier(dir: impl AsRef<Path>, vs: &nn::VarStore, cfg: &GptConfig, info: &ClassifierInfo) -> Result<()> {
-    let meta = CheckpointMeta {
-        extra: serde_json::json!({ CLASSIFIER_KEY: info }),
-        ..CheckpointMeta::model_only(cfg)
-    };
-    save_checkpoint(dir, vs, None, &meta)
+    save_checkpoint(dir, vs, None, &classifier_meta(cfg, info))
 }
 
-/// Load a classifier saved by [`save_classifier`] onto `device`: the GPT model of its config
-/// with a `num_classes` head (and its LoRA updates, appendix E), every parameter frozen. Building
-/// the model draws random numbers before the saved values replace them (hold
-/// [`crate::rng_lock`] if other threads seed and draw). Errors name the file: not a
-/// checkpoint, not a classifier, a parameter missing or of another shape.
+/// Load a classifier saved by [`save_classifier`] (or by a fine-tuning run,
+/// `ClassifierRun::save`) onto `device`: the GPT model of its config with a `num_classes` head
+/// (and its LoRA updates, appendix E), every parameter frozen. Building the model draws random
+/// numbers before the saved values replace them (hold [`crate::rng_lock`] if other threads seed
+/// and draw). Errors name the file: not a checkpoint, not a classifier, a parameter missing or
+/// of another shape.
 pub fn load_classifier(dir: impl AsRef<Path>, device: Device) -> Result<(nn::VarStore, GptModel, ClassifierInfo)> {
-    let ckpt = read_checkpoint(dir)?;
+    classifier_from_checkpoint(&read_checkpoint(dir)?, device)
+}
+
+/// [`load_classifier`] from a checkpoint already read.
+pub(crate) fn classifier_from_checkpoint(ckpt: &Checkpoint, device: Device) -> Result<(nn::VarStore, GptModel, ClassifierInfo)> {
     let info: ClassifierInfo = match ckpt.meta.extra.get(CLASSIFIER_KEY) {
         Some(v) => serde_json::from_value(v.clone())
             .map_err(|e| Error::Format { path: ckpt.path.clone(), reason: format!("classifier metadata: {e}") })?,
