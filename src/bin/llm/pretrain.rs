@@ -76,8 +76,15 @@ pub struct PretrainArgs {
     /// Continue the run saved in this folder (its data, model and settings are reused).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+}
+
+/// Appendix D's flags, shared by `llm pretrain` and `llm finetune-spam`.
+#[derive(Args, Debug, Clone)]
+pub struct ScheduleArgs {
     /// Appendix D: warm the learning rate up linearly from --initial-lr to --lr over this many
-    /// steps, then decay it along a cosine to --min-lr (default: chapter 5's constant --lr).
+    /// steps, then decay it along a cosine to --min-lr (default: a constant --lr).
     #[arg(long)]
     pub warmup_steps: Option<i64>,
     /// Appendix D: the learning rate of the first warmup step.
@@ -91,9 +98,22 @@ pub struct PretrainArgs {
     pub clip: Option<f64>,
 }
 
+impl ScheduleArgs {
+    /// The extras these flags ask for around the peak learning rate `peak_lr`, if any.
+    pub fn extras_args(&self, peak_lr: f64) -> Option<ExtrasArgs> {
+        (self.warmup_steps.is_some() || self.clip.is_some()).then_some(ExtrasArgs {
+            peak_lr,
+            initial_lr: self.initial_lr,
+            min_lr: self.min_lr,
+            warmup_steps: self.warmup_steps,
+            clip: self.clip,
+        })
+    }
+}
+
 /// Appendix D's extras of a run, remembered in the checkpoint so that --resume keeps them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct ExtrasArgs {
+pub struct ExtrasArgs {
     peak_lr: f64,
     initial_lr: f64,
     min_lr: f64,
@@ -103,7 +123,7 @@ struct ExtrasArgs {
 
 impl ExtrasArgs {
     /// The schedule over `total_steps` (a constant --lr without --warmup-steps) and the clipping.
-    fn extras(&self, total_steps: i64) -> Result<TrainExtras> {
+    pub fn extras(&self, total_steps: i64) -> Result<TrainExtras> {
         let schedule = match self.warmup_steps {
             Some(warmup) => LrSchedule::new(self.initial_lr, self.peak_lr, self.min_lr, warmup, total_steps)?,
             None => LrSchedule::new(self.peak_lr, self.peak_lr, self.peak_lr, 0, total_steps)?,
@@ -169,13 +189,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
                 data: args.data.clone().expect("clap requires --data"),
                 batch_size: args.batch_size,
                 train_ratio: args.train_ratio,
-                extras: (args.warmup_steps.is_some() || args.clip.is_some()).then_some(ExtrasArgs {
-                    peak_lr: args.lr,
-                    initial_lr: args.initial_lr,
-                    min_lr: args.min_lr,
-                    warmup_steps: args.warmup_steps,
-                    clip: args.clip,
-                }),
+                extras: args.schedule.extras_args(args.lr),
                 window: Some(window),
                 base: Some(args.model.describe()),
             };
