@@ -8,7 +8,8 @@
 //!
 //! PyTorch's `DataLoader(shuffle=True)` draws its order from libtorch's global generator;
 //! [`torch_shuffle_order`] draws it the same way (two seeds, then `randperm` from a fresh
-//! Mersenne Twister), so the toy training loop can reproduce the book's run batch for batch.
+//! Mersenne Twister, [`crate::util::rng`]), so the toy training loop can reproduce the book's run
+//! batch for batch.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -20,6 +21,7 @@ use crate::text::dataloader::{DataLoader, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::layers::Linear;
 use crate::viz::plot::{evcxr_figure, plot_err, Figure, FONT};
+pub use crate::util::rng::torch_randperm;
 
 // ---------------------------------------------------------------------------------------------
 // A.2 Tensors and ndarray
@@ -256,56 +258,6 @@ pub fn torch_shuffle_order(n: usize) -> Vec<usize> {
     torch_randperm(n, sampler_seed as u64)
 }
 
-/// `torch.randperm(n, generator=torch.Generator().manual_seed(seed))` on the CPU: a
-/// Fisher-Yates shuffle (swapping `i` with `i + random() % (n - i)`) driven by libtorch's
-/// 32-bit Mersenne Twister, which keeps the low 32 bits of the seed.
-pub fn torch_randperm(n: usize, seed: u64) -> Vec<usize> {
-    let mut rng = Mt19937::new(seed as u32);
-    let mut perm: Vec<usize> = (0..n).collect();
-    for i in 0..n.saturating_sub(1) {
-        let z = rng.next_u32() as usize % (n - i);
-        perm.swap(i, i + z);
-    }
-    perm
-}
-
-/// The 32-bit Mersenne Twister (MT19937) as libtorch's CPU generator runs it.
-struct Mt19937 {
-    state: [u32; 624],
-    index: usize,
-}
-
-impl Mt19937 {
-    fn new(seed: u32) -> Self {
-        let mut state = [0u32; 624];
-        state[0] = seed;
-        for j in 1..624 {
-            state[j] = 1_812_433_253u32.wrapping_mul(state[j - 1] ^ (state[j - 1] >> 30)).wrapping_add(j as u32);
-        }
-        Mt19937 { state, index: 624 }
-    }
-
-    fn next_u32(&mut self) -> u32 {
-        if self.index >= 624 {
-            for i in 0..624 {
-                let y = (self.state[i] & 0x8000_0000) | (self.state[(i + 1) % 624] & 0x7fff_ffff);
-                let mut next = self.state[(i + 397) % 624] ^ (y >> 1);
-                if y & 1 != 0 {
-                    next ^= 0x9908_b0df;
-                }
-                self.state[i] = next;
-            }
-            self.index = 0;
-        }
-        let mut y = self.state[self.index];
-        self.index += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^ (y >> 18)
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // A.7 A typical training loop
 
@@ -521,27 +473,6 @@ impl Figure for DecisionBoundary {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mersenne_twister_matches_the_reference_sequence() {
-        // std::mt19937 with the default seed 5489: the 10000th output is 4123659995 (C++11 standard).
-        let mut rng = Mt19937::new(5489);
-        let first = rng.next_u32();
-        assert_eq!(first, 3_499_211_612, "first output of mt19937(5489)");
-        let last = (1..10_000).map(|_| rng.next_u32()).last().unwrap();
-        assert_eq!(last, 4_123_659_995, "10000th output of mt19937(5489)");
-    }
-
-    #[test]
-    fn randperm_matches_libtorch_with_the_same_seed() {
-        let _rng = crate::util::device::rng_lock();
-        for (n, seed) in [(5usize, 5_278_339_153_051_796_802u64), (17, 123), (1, 7), (0, 1)] {
-            crate::util::device::set_seed(seed);
-            let torch: Vec<i64> = Vec::try_from(Tensor::randperm(n as i64, (Kind::Int64, Device::Cpu))).unwrap();
-            let ours: Vec<i64> = torch_randperm(n, seed).into_iter().map(|i| i as i64).collect();
-            assert_eq!(ours, torch, "randperm({n}) with seed {seed}");
-        }
-    }
 
     #[test]
     fn ndarray_round_trip_keeps_shape_values_and_kind() {

@@ -109,8 +109,12 @@ pub mod ch05 {
     pub use crate::nn::gpt2::{hf_gpt2_key_map, load_hf_gpt2, Gpt2Checkpoint, HfKeyMapping, HfLayout, SafetensorsFile};
     pub use crate::training::optim::AdamW;
     pub use crate::training::train::{
-        calc_loss_batch, calc_loss_loader, cross_entropy, eval_log_line, evaluate_model, generate_sample, perplexity,
-        print_book_lines, text_to_token_ids, token_ids_to_text, train_model_simple, train_steps, TrainEvent, TrainHistory, TrainSettings, TrainState,
+        calc_loss_batch, calc_loss_loader, cross_entropy, evaluate_model, generate_sample, perplexity, text_to_token_ids,
+        token_ids_to_text, train_model_simple, NextTokenTask,
+    };
+    pub use crate::training::trainer::{
+        eval_log_line, evaluate_task, loss_over_loader, print_book_lines, train_steps, TrainEvent, TrainHistory, TrainSettings,
+        TrainState, TrainTask, Unit,
     };
 }
 
@@ -130,11 +134,12 @@ pub mod appendix_a {
 /// Appendix D, "Adding bells and whistles to the training loop".
 pub mod appendix_d {
     pub use crate::training::optim::AdamW;
-    pub use crate::training::schedule::{
-        train_model, warmup_steps_for, LrSchedule, LrSchedulePlot, ScheduledHistory, StepExtras,
-        TrainExtras,
-    };
-    pub use crate::training::train::{calc_loss_batch, evaluate_model, train_steps_with, TrainHistory};
+    pub use crate::training::schedule::{warmup_steps_for, LrSchedule, LrSchedulePlot, StepExtras, TrainExtras};
+    pub use crate::training::train::{calc_loss_batch, evaluate_model, train_model, ScheduledHistory};
+    pub use crate::training::trainer::{train_steps, TrainHistory, TrainSettings, TrainState};
+    /// The earlier name of the training loop with appendix D's per-step hook: the extras now
+    /// come with the settings ([`TrainSettings::extras`]), so it is [`train_steps`].
+    pub use crate::training::trainer::train_steps as train_steps_with;
 }
 
 /// Chapter 7, "Fine-tuning to follow instructions".
@@ -153,12 +158,14 @@ pub mod ch07 {
 /// Chapter 6, "Fine-tuning for classification": the book's `llms_from_scratch.ch06`.
 pub mod ch06 {
     pub use crate::tasks::classify::{
-        block_requires_grad, calc_accuracy_loader, last_position_output, calc_loss_batch, calc_loss_loader, classifier_logits, classify_review,
-        create_balanced_dataset, evaluate_model, label_counts, load_classifier, parse_sms_spam, prepare_classifier,
-        prepare_spam_splits, random_split, read_csv, read_delimited, read_sms_spam, replace_out_head, save_classifier,
-        set_drop_rate, set_requires_grad_under, train_classifier, train_classifier_simple, write_csv, ClassifierEvent, ClassifierHistory,
-        ClassifierInfo, ClassifierSettings, LabeledText, RandomState, SpamDataset, SpamSplits, HAM, PAD_TOKEN_ID, SPAM,
+        block_requires_grad, calc_accuracy_loader, calc_loss_batch, calc_loss_loader, classifier_logits, classify_review,
+        create_balanced_dataset, evaluate_model, label_counts, last_position_output, load_classifier, parse_sms_spam,
+        prepare_classifier, prepare_spam_splits, random_split, read_csv, read_delimited, read_sms_spam, replace_out_head,
+        save_classifier, set_drop_rate, set_requires_grad_under, train_classifier, train_classifier_simple, write_csv,
+        ClassifierEvent, ClassifierHistory, ClassifierInfo, ClassifierRun, ClassifierSettings, ClassifierTask, LabeledText,
+        RandomState, SpamDataset, SpamSplits, HAM, PAD_TOKEN_ID, SPAM,
     };
+    pub use crate::training::trainer::{train_steps, TrainSettings, TrainState};
     pub use crate::text::dataloader::DataLoader;
     pub use crate::nn::gpt2::Gpt2Checkpoint;
     pub use crate::training::optim::AdamW;

@@ -89,7 +89,8 @@ fn training_lowers_the_loss_and_logs_like_the_book() {
     let settings = TrainSettings { sample_tokens: 5, ..TrainSettings::book(2, 3, 2, "Every effort moves you") };
     let mut state = TrainState::default();
     let mut lines = Vec::new();
-    train_steps(&m, &train, &val, &mut opt, Device::Cpu, &settings, common::gpt2(), 32, &mut state, None, &mut |e| {
+    let task = NextTokenTask::new(&m, common::gpt2(), Device::Cpu, 32);
+    train_steps(&task, &train, &val, &mut opt, &settings, &mut state, None, &mut |e| {
         if let TrainEvent::Eval { line, .. } = e {
             lines.push(line.clone())
         }
@@ -127,14 +128,14 @@ fn interrupted_and_resumed_run_equals_the_straight_run() {
     let (vs_a, m_a) = model(&cfg, 7);
     let mut opt_a = AdamW::new(&vs_a, 1e-3, 0.1);
     let mut straight = TrainState::default();
-    train_steps(&m_a, &train, &val, &mut opt_a, Device::Cpu, &settings, common::gpt2(), 32, &mut straight, Some(total), &mut quiet)
+    train_steps(&NextTokenTask::new(&m_a, common::gpt2(), Device::Cpu, 32), &train, &val, &mut opt_a, &settings, &mut straight, Some(total), &mut quiet)
         .unwrap();
 
     let dir = std::env::temp_dir().join(format!("llm-fs-resume-{}", std::process::id()));
     let (vs_b, m_b) = model(&cfg, 7);
     let mut opt_b = AdamW::new(&vs_b, 1e-3, 0.1);
     let mut half = TrainState::default();
-    train_steps(&m_b, &train, &val, &mut opt_b, Device::Cpu, &settings, common::gpt2(), 32, &mut half, Some(total / 2), &mut quiet)
+    train_steps(&NextTokenTask::new(&m_b, common::gpt2(), Device::Cpu, 32), &train, &val, &mut opt_b, &settings, &mut half, Some(total / 2), &mut quiet)
         .unwrap();
     let meta = CheckpointMeta {
         optimizer: Some(opt_b.hyper_parameters()),
@@ -153,7 +154,7 @@ fn interrupted_and_resumed_run_equals_the_straight_run() {
     let mut opt_c = AdamW::new(&vs_c, 0.5, 0.0);
     ckpt.load_optimizer(&mut opt_c).unwrap();
     let mut resumed = ckpt.meta.state.clone();
-    train_steps(&m_c, &train, &val, &mut opt_c, Device::Cpu, &settings, common::gpt2(), 32, &mut resumed, Some(total - total / 2), &mut quiet)
+    train_steps(&NextTokenTask::new(&m_c, common::gpt2(), Device::Cpu, 32), &train, &val, &mut opt_c, &settings, &mut resumed, Some(total - total / 2), &mut quiet)
         .unwrap();
 
     assert_eq!(resumed, straight, "the resumed run's history and position equal the straight run's");

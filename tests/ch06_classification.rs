@@ -3,7 +3,7 @@
 
 mod common;
 
-use llm_from_scratch::ch04::{num_parameters, num_trainable_parameters, GptConfig, GptModel};
+use llm_from_scratch::ch04::{num_parameters, num_trainable_parameters, AttentionImpl, GptConfig, GptModel};
 use llm_from_scratch::ch06::*;
 use llm_from_scratch::{rng_lock, set_seed};
 use tch::nn::{self, ModuleT};
@@ -122,36 +122,39 @@ fn the_classifier_trains_the_last_block_final_norm_and_head_only() {
 #[test]
 fn last_token_logits_equal_the_full_forward_pass() {
     let _rng = rng_lock();
-    set_seed(5);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let mut model = GptModel::new(&vs.root(), &tiny());
-    prepare_classifier(&mut model, &vs, 2);
-    let input = Tensor::randint(50257, [3, 20], (Kind::Int64, Device::Cpu));
-    let full = model.forward_t(&input, false).select(1, -1); // [3, 2]
-    let ours = classifier_logits(&model, &input, false);
-    let diff = f64::try_from((&full - &ours).abs().max()).unwrap();
-    assert!(diff < 1e-5, "classifier_logits differs from model(x)[:, -1, :] by {diff}");
-    // The same with every parameter frozen (a loaded classifier) and with every one trainable.
-    for (requires_grad, what) in [(false, "all frozen"), (true, "all trainable")] {
-        set_requires_grad_under(&vs, "", requires_grad);
-        let diff = f64::try_from((&full - classifier_logits(&model, &input, false)).abs().max()).unwrap();
-        assert!(diff < 1e-5, "{what}: classifier_logits differs from model(x)[:, -1, :] by {diff}");
+    for attn_impl in [AttentionImpl::Explicit, AttentionImpl::Sdpa] {
+        set_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut model = GptModel::new(&vs.root(), &tiny());
+        model.set_attention_impl(attn_impl);
+        prepare_classifier(&mut model, &vs, 2);
+        let input = Tensor::randint(50257, [3, 20], (Kind::Int64, Device::Cpu));
+        let full = model.forward_t(&input, false).select(1, -1); // [3, 2]
+        let ours = classifier_logits(&model, &input, false);
+        let diff = f64::try_from((&full - &ours).abs().max()).unwrap();
+        assert!(diff < 1e-5, "{attn_impl:?}: classifier_logits differs from model(x)[:, -1, :] by {diff}");
+        // The same with every parameter frozen (a loaded classifier) and with every one trainable.
+        for (requires_grad, what) in [(false, "all frozen"), (true, "all trainable")] {
+            set_requires_grad_under(&vs, "", requires_grad);
+            let diff = f64::try_from((&full - classifier_logits(&model, &input, false)).abs().max()).unwrap();
+            assert!(diff < 1e-5, "{attn_impl:?}, {what}: classifier_logits differs from model(x)[:, -1, :] by {diff}");
+        }
+        prepare_classifier(&mut model, &vs, 2);
+        // The gradients equal those of the book's full pass, and the frozen block gets none.
+        let labels = Tensor::from_slice(&[1i64, 0, 1]);
+        let full_loss = model.forward_t(&input, true).select(1, -1).cross_entropy_for_logits(&labels);
+        let params = [&model.trf_blocks[1].att.w_key.weight, &model.trf_blocks[1].ff.fc1.weight, &model.out_head.weight];
+        let want = Tensor::run_backward(&[full_loss], &params, false, false);
+        let loss = calc_loss_batch(&input, &labels, &model, Device::Cpu, true);
+        let got = Tensor::run_backward(&[&loss], &params, true, false);
+        for (g, w) in got.iter().zip(&want) {
+            let diff = f64::try_from((g - w).abs().max()).unwrap();
+            assert!(diff < 1e-5, "{attn_impl:?}: gradient differs from the full pass's by {diff}");
+        }
+        loss.backward();
+        assert!(model.trf_blocks[1].ff.fc1.weight.grad().defined(), "the last block gets a gradient");
+        assert!(!model.trf_blocks[0].ff.fc1.weight.grad().defined(), "the frozen block gets none");
     }
-    prepare_classifier(&mut model, &vs, 2);
-    // The gradients equal those of the book's full pass, and the frozen block gets none.
-    let labels = Tensor::from_slice(&[1i64, 0, 1]);
-    let full_loss = model.forward_t(&input, true).select(1, -1).cross_entropy_for_logits(&labels);
-    let params = [&model.trf_blocks[1].att.w_key.weight, &model.trf_blocks[1].ff.fc1.weight, &model.out_head.weight];
-    let want = Tensor::run_backward(&[full_loss], &params, false, false);
-    let loss = calc_loss_batch(&input, &labels, &model, Device::Cpu, true);
-    let got = Tensor::run_backward(&[&loss], &params, true, false);
-    for (g, w) in got.iter().zip(&want) {
-        let diff = f64::try_from((g - w).abs().max()).unwrap();
-        assert!(diff < 1e-5, "gradient differs from the full pass's by {diff}");
-    }
-    loss.backward();
-    assert!(model.trf_blocks[1].ff.fc1.weight.grad().defined(), "the last block gets a gradient");
-    assert!(!model.trf_blocks[0].ff.fc1.weight.grad().defined(), "the frozen block gets none");
 }
 
 /// A tiny GPT (2 blocks of 128, random weights, only the last block, final norm and head
@@ -177,9 +180,10 @@ fn a_tiny_classifier_beats_the_majority_class_on_real_data() {
     let mut model = GptModel::new(&vs.root(), &tiny());
     prepare_classifier(&mut model, &vs, 2);
     let mut optimizer = AdamW::new(&vs, 1e-3, 0.1);
-    let settings = ClassifierSettings { num_epochs: 1, eval_freq: 25, eval_iter: 2, seed: 123 };
-    let history = train_classifier(&model, &train_loader, &val_loader, &mut optimizer, Device::Cpu, &settings, Some(60), &mut |_| {});
-    assert_eq!((history.steps_done, history.examples_seen), (60, 480));
+    let settings = ClassifierSettings { max_steps: Some(60), ..ClassifierSettings::classifier(1, 25, 2) };
+    let state = train_classifier(&model, &train_loader, &val_loader, &mut optimizer, Device::Cpu, &settings, &mut |_| {});
+    assert_eq!((state.steps_done, state.tokens_seen), (60, 480), "(steps, examples seen)");
+    let history = state.history;
     assert_eq!(history.steps, [0, 25, 50], "evaluations at the book's global steps");
     assert_eq!(history.train_accs.len(), 1, "one accuracy per (partial) epoch");
     let val_accuracy = calc_accuracy_loader(&val_loader, &model, Device::Cpu, None);

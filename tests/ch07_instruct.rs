@@ -10,7 +10,7 @@ use std::sync::mpsc;
 
 use llm_from_scratch::ch02::DataLoader;
 use llm_from_scratch::ch04::{GptConfig, GptModel};
-use llm_from_scratch::ch05::{calc_loss_loader, cross_entropy, train_steps, AdamW, TrainSettings, TrainState};
+use llm_from_scratch::ch05::{calc_loss_loader, cross_entropy, train_steps, AdamW, NextTokenTask, TrainSettings, TrainState};
 use llm_from_scratch::ch07::*;
 use llm_from_scratch::{rng_lock, set_seed, Error};
 use tch::{nn, Device, Tensor};
@@ -106,7 +106,8 @@ fn tiny_model_overfits_a_handful_of_instructions_and_answers_one() {
     let mut optimizer = AdamW::new(&vs, 2e-2, 0.1);
     let settings = TrainSettings { sample_tokens: 1, ..TrainSettings::book(30, 10, 1, &format_input(&data[0])) };
     let mut state = TrainState::default();
-    train_steps(&model, &train_loader, &val_loader, &mut optimizer, Device::Cpu, &settings, tokenizer, cfg.context_length, &mut state, None, &mut |_| {})
+    let task = NextTokenTask::new(&model, tokenizer, Device::Cpu, cfg.context_length);
+    train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, None, &mut |_| {})
         .unwrap();
     assert_eq!(state.steps_done, 30);
     let trained = calc_loss_loader(&train_loader, &model, Device::Cpu, None);

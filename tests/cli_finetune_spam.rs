@@ -1,5 +1,5 @@
-//! `llm finetune-spam` end to end on a tiny model, then `llm classify` on what it wrote, and
-//! `llm bench finetune-spam`'s JSON line.
+//! `llm finetune-spam` end to end on a tiny model, then `llm classify` on what it wrote; a run
+//! stopped and resumed equals the run straight through; and `llm bench finetune-spam`'s JSON line.
 
 mod common;
 
@@ -25,7 +25,9 @@ fn finetune_spam_writes_a_classifier_that_llm_classify_loads() {
     assert_eq!(read_csv(dir.join("train.csv")).unwrap().len(), 1045, "the book's training split");
     let history: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("history.json")).unwrap()).unwrap();
     assert_eq!(history["steps"], serde_json::json!([0, 10, 20]), "{history}");
-    assert_eq!((history["examples_seen"].as_i64(), history["train_accs"].as_array().map(Vec::len)), (Some(240), Some(1)));
+    let ckpt: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("checkpoint.json")).unwrap()).unwrap();
+    // The run's examples seen (its state's `tokens_seen`, which counts examples for a classifier).
+    assert_eq!((ckpt["state"]["tokens_seen"].as_i64(), history["train_accs"].as_array().map(Vec::len)), (Some(240), Some(1)));
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
     let d_emb = 128;
     let block = llm_from_scratch::ch04::GptConfig::tiny().block_parameters();
@@ -91,4 +93,49 @@ fn finetune_spam_with_lora_trains_only_the_low_rank_updates() {
     let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(answer == "spam" || answer == "not spam", "{answer}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn finetune_spam_stopped_and_resumed_equals_the_straight_run() {
+    use llm_from_scratch::ch05::read_checkpoint;
+    let root = std::env::temp_dir().join(format!("llm-fs-cli-spam-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (straight, stopped) = (root.join("straight"), root.join("stopped"));
+    // 8 steps of the tiny model with dropout, warmup, cosine decay and clipping, evaluated every 2.
+    let run = |out: &std::path::Path, more: &[&str]| {
+        let args = [
+            "finetune-spam", "--config", "tiny", "--epochs", "1", "--max-steps", "8", "--lr", "1e-3", "--eval-freq", "2",
+            "--eval-iter", "1", "--drop-rate", "0.1", "--warmup-steps", "3", "--initial-lr", "1e-4", "--min-lr", "1e-5",
+            "--clip", "0.5", "--out", out.to_str().unwrap(),
+        ];
+        llm_succeeds(&[&args[..], more].concat())
+    };
+    run(&straight, &[]);
+    let out = run(&stopped, &["--stop-after", "5", "--save-every", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stopped at step 5") && stderr.contains("--resume"), "{stderr}");
+    let json = |dir: &std::path::Path, file: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(file)).unwrap()).unwrap()
+    };
+    assert_eq!(json(&stopped, "checkpoint.json")["state"]["steps_done"], 5, "stopped after 5 of the 8 steps");
+    assert_eq!(json(&stopped, "history.json")["train_accs"], serde_json::json!([]), "its epoch has not ended");
+    let out = llm_succeeds(&["finetune-spam", "--resume", stopped.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let (a, b) = (json(&straight, "checkpoint.json"), json(&stopped, "checkpoint.json"));
+    assert_eq!(a["state"]["steps_done"], 8);
+    assert_eq!(a["state"]["history"]["steps"], serde_json::json!([0, 2, 4, 6]));
+    assert_eq!(a["state"]["history"]["train_accs"].as_array().map(Vec::len), Some(1), "the run's last epoch ended at step 8");
+    assert_eq!((&a["state"], &a["settings"], &a["optimizer"]), (&b["state"], &b["settings"], &b["optimizer"]), "same run, same position");
+    assert_eq!(json(&straight, "history.json"), json(&stopped, "history.json"));
+    let (a, b) = (read_checkpoint(&straight).unwrap(), read_checkpoint(&stopped).unwrap());
+    assert_eq!(a.model.len(), b.model.len());
+    for (name, t) in &a.model {
+        assert!(t.equal(&b.model[name]), "{name} differs between the straight and the resumed run");
+    }
+    assert_eq!(a.optimizer.len(), b.optimizer.len());
+    for ((name, t), (other, u)) in a.optimizer.iter().zip(&b.optimizer) {
+        assert!(name == other && t.equal(u), "optimizer state {name} differs");
+    }
+    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -363,6 +363,56 @@ impl MultiHeadAttention {
             .transpose(1, 2) // [b, num_heads, num_tokens, head_dim]
     }
 
+    /// The heads side by side again: the inverse of [`Self::split_heads`].
+    ///
+    /// # Shapes
+    /// `context_vec: [b, num_heads, num_tokens, head_dim]` → `[b, num_tokens, d_out]`
+    fn combine_heads(&self, context_vec: &Tensor) -> Tensor {
+        let (b, _num_heads, num_tokens, _head_dim) = context_vec.size4().expect("context vectors must be [b, num_heads, num_tokens, head_dim]");
+        context_vec
+            .transpose(1, 2) // [b, num_tokens, num_heads, head_dim]
+            .contiguous()
+            .view([b, num_tokens, self.d_out]) // [b, num_tokens, d_out]
+    }
+
+    /// `softmax(q k^T / sqrt(head_dim)) v` for every head, the way `attn_impl` says: the book's
+    /// explicit steps (scores, the causal mask when `causal`, softmax, dropout when `train`, times
+    /// the values) or libtorch's fused kernel.
+    ///
+    /// # Shapes
+    /// `queries: [b, num_heads, num_queries, head_dim]`, `keys`, `values: [b, num_heads,
+    /// num_tokens, head_dim]` → `[b, num_heads, num_queries, head_dim]`
+    fn attend(&self, queries: &Tensor, keys: &Tensor, values: &Tensor, causal: bool, train: bool) -> Tensor {
+        match self.attn_impl {
+            AttentionImpl::Explicit => {
+                let attn_weights = scaled_attention_weights(queries, keys, causal.then_some(&self.mask));
+                self.dropout.forward_t(&attn_weights, train).matmul(values)
+            }
+            AttentionImpl::Sdpa => {
+                let dropout_p = if train { self.dropout.p } else { 0.0 };
+                Tensor::scaled_dot_product_attention(queries, keys, values, None::<Tensor>, dropout_p, causal, None, false)
+            }
+        }
+    }
+
+    /// The output at the last position only: the last row of `forward_t(x, train)`, computing
+    /// only what that row needs. Keys and values need every position, but the query, its row of
+    /// attention weights and `out_proj` need only the last one; the last row of the causal mask
+    /// hides nothing, so no mask is applied. Both `attn_impl` paths. (With dropout on, its mask
+    /// is drawn for this shape, so it differs from a full pass's; chapter 6 fine-tunes without.)
+    ///
+    /// # Shapes
+    /// `x: [b, num_tokens, d_in]` → `[b, d_out]`
+    pub fn forward_last(&self, x: &Tensor, train: bool) -> Tensor {
+        check_context(x, &self.mask, "MultiHeadAttention");
+        let (_b, num_tokens, _d_in) = x.size3().expect("MultiHeadAttention input must be [batch, num_tokens, d_in]");
+        let keys = self.split_heads(&self.w_key, x); // [b, num_heads, num_tokens, head_dim]
+        let values = self.split_heads(&self.w_value, x); // [b, num_heads, num_tokens, head_dim]
+        let queries = self.split_heads(&self.w_query, &x.narrow(1, num_tokens - 1, 1)); // [b, num_heads, 1, head_dim]
+        let context_vec = self.attend(&queries, &keys, &values, false, train); // [b, num_heads, 1, head_dim]
+        self.out_proj.forward(&self.combine_heads(&context_vec)).squeeze_dim(1) // [b, d_out]
+    }
+
     /// The per-head attention weights of the explicit path, after dropout when `train` is true
     /// (what the chapter 3 notebook draws as a heat map).
     ///
@@ -379,23 +429,12 @@ impl MultiHeadAttention {
 
 impl ModuleT for MultiHeadAttention {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let (b, num_tokens, _d_in) = x.size3().expect("MultiHeadAttention input must be [batch, num_tokens, d_in]");
+        check_context(x, &self.mask, "MultiHeadAttention");
+        let keys = self.split_heads(&self.w_key, x); // [b, num_heads, num_tokens, head_dim]
+        let queries = self.split_heads(&self.w_query, x); // [b, num_heads, num_tokens, head_dim]
         let values = self.split_heads(&self.w_value, x); // [b, num_heads, num_tokens, head_dim]
-        let context_vec = match self.attn_impl {
-            AttentionImpl::Explicit => self.attention_weights(x, train).matmul(&values), // [b, num_heads, num_tokens, head_dim]
-            AttentionImpl::Sdpa => {
-                check_context(x, &self.mask, "MultiHeadAttention");
-                let keys = self.split_heads(&self.w_key, x); // [b, num_heads, num_tokens, head_dim]
-                let queries = self.split_heads(&self.w_query, x); // [b, num_heads, num_tokens, head_dim]
-                let dropout_p = if train { self.dropout.p } else { 0.0 };
-                Tensor::scaled_dot_product_attention(&queries, &keys, &values, None::<Tensor>, dropout_p, true, None, false)
-            }
-        };
-        let context_vec = context_vec
-            .transpose(1, 2) // [b, num_tokens, num_heads, head_dim]
-            .contiguous()
-            .view([b, num_tokens, self.d_out]); // [b, num_tokens, d_out]
-        self.out_proj.forward(&context_vec)
+        let context_vec = self.attend(&queries, &keys, &values, true, train); // [b, num_heads, num_tokens, head_dim]
+        self.out_proj.forward(&self.combine_heads(&context_vec)) // [b, num_tokens, d_out]
     }
 }
 
@@ -579,6 +618,28 @@ mod tests {
         let sdpa = mha.forward_t(&x, false);
         assert_eq!(sdpa.size(), [3, 20, 64]);
         assert!(max_diff(&explicit, &sdpa) < 1e-5, "SDPA differs from the explicit path by {}", max_diff(&explicit, &sdpa));
+    }
+
+    #[test]
+    fn forward_last_is_the_last_row_of_the_full_pass() {
+        let _rng = rng_lock();
+        set_seed(15);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut mha = MultiHeadAttention::new(&vs.root(), 16, 16, 12, 0.0, 4, true);
+        let x = random_input(3, 9, 16).set_requires_grad(true);
+        for attn_impl in [AttentionImpl::Explicit, AttentionImpl::Sdpa] {
+            mha.attn_impl = attn_impl;
+            let full = mha.forward_t(&x, false).select(1, -1); // [3, 16]
+            let last = mha.forward_last(&x, false);
+            assert_eq!(last.size(), [3, 16]);
+            assert!(max_diff(&full, &last) < 1e-6, "{attn_impl:?}: forward_last differs by {}", max_diff(&full, &last));
+            let inputs = [&x, &mha.w_key.weight, &mha.w_query.weight];
+            let want = Tensor::run_backward(&[full.sum(Kind::Float)], &inputs, false, false);
+            let got = Tensor::run_backward(&[last.sum(Kind::Float)], &inputs, false, false);
+            for (name, (g, w)) in ["x", "W_key", "W_query"].iter().zip(got.iter().zip(&want)) {
+                assert!(max_diff(g, w) < 1e-6, "{attn_impl:?}: gradient of {name} differs by {}", max_diff(g, w));
+            }
+        }
     }
 
     #[test]

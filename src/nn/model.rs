@@ -208,6 +208,23 @@ impl TransformerBlock {
     }
 }
 
+impl TransformerBlock {
+    /// The block's output at the last position only: the last row of `forward_t(x, train)`,
+    /// computing only what that row needs. The attention reads every position's keys and values
+    /// but computes the last query only ([`MultiHeadAttention::forward_last`], either
+    /// `attn_impl`); the shortcuts, `norm2` and the feed-forward network work per position, so
+    /// they run on the last one. Chapter 6's classifier needs only the last token's logits.
+    ///
+    /// # Shapes
+    /// `x: [batch, num_tokens, emb_dim]` → `[batch, emb_dim]`
+    pub fn forward_last(&self, x: &Tensor, train: bool) -> Tensor {
+        let h = self.att.forward_last(&self.norm1.forward(x), train); // [batch, emb_dim]
+        let x = add_shortcut(self.drop_shortcut.forward_t(&h, train), &x.select(1, -1)); // [batch, emb_dim]
+        let h = self.ff.forward(&self.norm2.forward(&x));
+        add_shortcut(self.drop_shortcut.forward_t(&h, train), &x)
+    }
+}
+
 impl ModuleT for TransformerBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let h = self.att.forward_t(&self.norm1.forward(x), train);
@@ -645,6 +662,24 @@ mod tests {
             let head = |l: &Tensor| l.narrow(1, 0, 4);
             assert!(max_diff(&head(&la), &head(&lb)) < 1e-6, "{attn_impl:?}: positions 0..=3 changed");
             assert!(max_diff(&la.narrow(1, 4, 1), &lb.narrow(1, 4, 1)) > 1e-3, "{attn_impl:?}: position 4 must change");
+        }
+    }
+
+    #[test]
+    fn forward_last_is_the_last_row_of_the_block() {
+        let _rng = rng_lock();
+        set_seed(6);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut block = TransformerBlock::new(&vs.root(), &small_cfg());
+        let x = Tensor::randn([2, 7, 32], (Kind::Float, Device::Cpu));
+        for attn_impl in [AttentionImpl::Explicit, AttentionImpl::Sdpa] {
+            block.att.attn_impl = attn_impl;
+            let full = block.forward_t(&x, false).select(1, -1); // [2, 32]
+            let last = block.forward_last(&x, false);
+            assert_eq!(last.size(), [2, 32]);
+            assert!(max_diff(&full, &last) < 1e-5, "{attn_impl:?}: forward_last differs by {}", max_diff(&full, &last));
+            let in_place = tch::no_grad(|| block.forward_last(&x, false));
+            assert!(max_diff(&in_place, &last) < 1e-6, "{attn_impl:?}: the no-grad path differs");
         }
     }
 

@@ -26,7 +26,7 @@ use crate::nn::model::copy_named_into;
 use crate::training::optim::{AdamW, AdamWHyper};
 use crate::nn::tensor_file::{write_safetensors, SafetensorsFile};
 use crate::util::files::write_atomic;
-use crate::training::train::{TrainSettings, TrainState};
+use crate::training::trainer::{TrainSettings, TrainState};
 
 /// The checkpoint file inside a checkpoint folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -61,6 +61,12 @@ impl CheckpointMeta {
             state: TrainState::default(),
             extra: serde_json::Value::Null,
         }
+    }
+
+    /// Metadata for a training run of a model: its settings and where it stands, so that
+    /// [`crate::training::trainer::train_steps`] continues it from the checkpoint.
+    pub fn run(config: &GptConfig, settings: &TrainSettings, state: &TrainState) -> Self {
+        CheckpointMeta { settings: Some(settings.clone()), state: state.clone(), ..CheckpointMeta::model_only(config) }
     }
 }
 

@@ -3,10 +3,11 @@
 //!
 //! | module | book |
 //! |---|---|
-//! | [`train`] | 5.1-5.2: losses, perplexity, evaluation, the training loop, `train_model_simple` and its history |
+//! | [`trainer`] | 5.2's training loop, once for every chapter: a task (batch loss, unit, end-of-epoch report), its settings (appendix D's extras included), state and history, events; loss over a loader |
+//! | [`train`] | 5.1-5.2: losses, perplexity, evaluation, chapter 5's task, `train_model_simple`; appendix D's `train_model` |
 //! | [`generate`] | 5.3: temperature, top-k, `generate` |
 //! | [`optim`] | 5.2: AdamW with savable state (resumable runs), gradient clipping (appendix D) |
-//! | [`schedule`] | appendix D: linear warmup, cosine decay, gradient clipping, `train_model` |
+//! | [`schedule`] | appendix D: linear warmup, cosine decay, gradient clipping |
 //! | [`checkpoint`] | 5.4: checkpoints of model + AdamW + run state that resume exactly |
 
 pub mod checkpoint;
@@ -14,3 +15,4 @@ pub mod generate;
 pub mod optim;
 pub mod schedule;
 pub mod train;
+pub mod trainer;

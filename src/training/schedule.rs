@@ -1,6 +1,8 @@
 //! Appendix D, "Adding bells and whistles to the training loop": linear learning-rate warmup
-//! (D.1), cosine decay (D.2), gradient clipping (D.3) and the training function that combines
-//! them (D.4, the book's `train_model`).
+//! (D.1), cosine decay (D.2) and gradient clipping (D.3). A run's settings carry them
+//! ([`TrainSettings::extras`](crate::training::trainer::TrainSettings::extras)), and the one
+//! training loop ([`crate::training::trainer`]) applies them at every step, in every chapter; the
+//! book's `train_model` that combines them (D.4) is [`crate::training::train::train_model`].
 //!
 //! The schedule is a pure function of the 0-based global step, so a resumed run sets the same
 //! learning rates without storing them:
@@ -22,15 +24,10 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use tch::nn::ModuleT;
-use tch::Device;
 
-use crate::text::dataloader::{DataLoader, Dataset};
 use crate::error::{Error, Result};
 use crate::training::optim::AdamW;
 use crate::viz::plot::{evcxr_figure, plot_err, Figure, FONT};
-use crate::text::tokenizer::Tokenizer;
-use crate::training::train::{print_book_lines, train_steps_with, TrainHistory, TrainSettings, TrainState};
 
 /// The book's number of warmup steps: `int(fraction * total_steps)` (appendix D uses 0.2).
 pub fn warmup_steps_for(total_steps: i64, fraction: f64) -> i64 {
@@ -126,9 +123,9 @@ impl TrainExtras {
     /// Between the backward pass and the update of `global_step`: set the optimizer's learning
     /// rate and clip the gradients (`torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)`).
     ///
-    /// A resumable run with the extras is chapter 5's loop with this as its hook:
-    /// `train_steps_with(..., &mut state, max_steps, on_event, &mut |step, opt| { extras.apply(step, opt); })`
-    /// (the learning rate depends only on the global step, so nothing more needs saving).
+    /// The training loop calls it at every step of a run whose settings carry these extras
+    /// ([`crate::training::trainer::TrainSettings::extras`]); the learning rate depends only on
+    /// the global step, so a resumed run needs nothing more than its settings to continue it.
     pub fn apply(&self, global_step: i64, optimizer: &mut AdamW) -> StepExtras {
         let lr = self.schedule.lr_at(global_step);
         optimizer.set_lr(lr);
@@ -138,66 +135,6 @@ impl TrainExtras {
         };
         StepExtras { lr, grad_norm }
     }
-}
-
-/// What the book's `train_model` returns: the losses (in a [`TrainHistory`]), `track_lrs`, and
-/// the gradient norm before clipping at each clipped step (`(global_step, norm)`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ScheduledHistory {
-    pub history: TrainHistory,
-    pub track_lrs: Vec<f64>,
-    pub grad_norms: Vec<(i64, f64)>,
-}
-
-/// Appendix D.4, the book's `train_model`: `train_model_simple` with linear warmup from
-/// `initial_lr` over `warmup_steps`, cosine decay to `min_lr`, and the gradients clipped to norm
-/// 1.0 after warmup. The peak learning rate is the optimizer's (`optimizer.lr` when called),
-/// the total number of steps `len(train_loader) * n_epochs`. Prints the book's log lines and a
-/// sample after each epoch (the log says `Step` where the book's appendix says `Iter`).
-#[allow(clippy::too_many_arguments)]
-pub fn train_model<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
-    model: &M,
-    train_loader: &DataLoader<D>,
-    val_loader: &DataLoader<V>,
-    optimizer: &mut AdamW,
-    device: Device,
-    n_epochs: usize,
-    eval_freq: i64,
-    eval_iter: usize,
-    start_context: &str,
-    tokenizer: &dyn Tokenizer,
-    context_size: i64,
-    warmup_steps: i64,
-    initial_lr: f64,
-    min_lr: f64,
-) -> Result<ScheduledHistory> {
-    let total_steps = (train_loader.len() * n_epochs) as i64;
-    let schedule = LrSchedule::new(initial_lr, optimizer.lr, min_lr, warmup_steps, total_steps)?;
-    let extras = TrainExtras::book(schedule);
-    let settings = TrainSettings::book(n_epochs, eval_freq, eval_iter, start_context);
-    let mut state = TrainState::default();
-    let (mut track_lrs, mut grad_norms) = (Vec::new(), Vec::new());
-    train_steps_with(
-        model,
-        train_loader,
-        val_loader,
-        optimizer,
-        device,
-        &settings,
-        tokenizer,
-        context_size,
-        &mut state,
-        None,
-        &mut print_book_lines,
-        &mut |step, optimizer| {
-            let done = extras.apply(step, optimizer);
-            track_lrs.push(done.lr);
-            if let Some(norm) = done.grad_norm {
-                grad_norms.push((step, norm));
-            }
-        },
-    )?;
-    Ok(ScheduledHistory { history: state.history, track_lrs, grad_norms })
 }
 
 /// Figures D.1-D.2: the learning rate against the training step, with the end of warmup marked.
@@ -298,7 +235,7 @@ mod tests {
 
     #[test]
     fn extras_set_the_rate_and_clip_only_after_warmup() {
-        use tch::{nn::VarStore, Kind, Tensor};
+        use tch::{nn::VarStore, Device, Kind, Tensor};
         let vs = VarStore::new(Device::Cpu);
         let w = vs.root().var_copy("w", &Tensor::from_slice(&[3.0f32, 4.0]));
         let mut opt = AdamW::new(&vs, 0.1, 0.0);

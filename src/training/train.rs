@@ -1,31 +1,26 @@
 //! Chapter 5.1-5.2, "Evaluating generative text models" and "Training an LLM": the losses, the
-//! evaluation, and the training loop `train_model_simple`, with its history and loss curves.
+//! evaluation, the greedy sample, and the book's training functions `train_model_simple`
+//! (listing 5.3) and appendix D's `train_model`.
 //!
-//! The loop is the book's, step for step: for each batch, zero the gradients, compute the loss,
-//! back-propagate, step AdamW, count the tokens seen; every `eval_freq` steps evaluate on the
-//! first `eval_iter` batches of both loaders and log
-//! `Ep 1 (Step 000000): Train loss 9.817, Val loss 9.924`; after each epoch print a 50-token
-//! greedy sample of `start_context`.
-//!
-//! Two differences, both for runs that can stop and resume exactly ([`crate::training::checkpoint`]):
-//! - The loader's order for epoch `e` is `train_loader.order(e)` (a seeded shuffle), and
-//!   evaluation always reads the loaders' epoch-0 order, so evaluating never changes which
-//!   batches training sees (the book's evaluation draws a fresh shuffle of the training set).
-//! - Before each step the global random generator is seeded with `seed + step`, so dropout at
-//!   step `k` is the same whether or not the run was interrupted before it. PyTorch's single
-//!   seeded stream cannot be reproduced by tch anyway (different shuffle code).
-
-use std::time::Instant;
+//! Both are thin wrappers of the one training loop ([`crate::training::trainer::train_steps`])
+//! with [`NextTokenTask`], chapter 5's task: the mean cross-entropy of every next-token
+//! prediction, tokens counted, a 50-token greedy sample of `start_context` after each epoch.
+//! Chapter 7 fine-tunes on instructions with the same task. The loop's names (settings, state,
+//! history, events) are re-exported here, where chapter 5 introduces them.
 
 use tch::nn::ModuleT;
 use tch::{Device, Tensor};
 
-use crate::text::dataloader::{DataLoader, Dataset};
-use crate::util::device::set_seed;
 use crate::error::Result;
 use crate::nn::model::generate_text_simple;
-use crate::training::optim::AdamW;
+use crate::text::dataloader::{DataLoader, Dataset};
 use crate::text::tokenizer::Tokenizer;
+use crate::training::optim::AdamW;
+use crate::training::schedule::{LrSchedule, TrainExtras};
+use crate::training::trainer::TrainTask;
+pub use crate::training::trainer::{
+    eval_log_line, loss_over_loader, print_book_lines, train_steps, TrainEvent, TrainHistory, TrainSettings, TrainState, Unit,
+};
 
 /// Listing 5.1 (`calc_loss_batch`): the mean cross-entropy of the model's next-token logits
 /// against the targets, over every position of every sequence.
@@ -64,17 +59,7 @@ pub fn calc_loss_loader<D: Dataset, M: ModuleT + ?Sized>(
     device: Device,
     num_batches: Option<usize>,
 ) -> f64 {
-    if loader.is_empty() {
-        return f64::NAN;
-    }
-    let n = num_batches.map_or(loader.len(), |n| n.min(loader.len()));
-    let _no_grad = tch::no_grad_guard();
-    let total: f64 = loader
-        .iter_epoch(0)
-        .take(n)
-        .map(|(input, target)| calc_loss_batch(&input, &target, model, device, false).double_value(&[]))
-        .sum();
-    total / n as f64
+    loss_over_loader(loader, num_batches, |input, target| calc_loss_batch(input, target, model, device, false))
 }
 
 /// Perplexity of a mean cross-entropy loss, `exp(loss)` (section 5.1.2): roughly the number of
@@ -128,211 +113,42 @@ pub fn generate_sample<M: ModuleT + ?Sized>(
     Ok(token_ids_to_text(&out, tokenizer)?.replace('\n', " "))
 }
 
-/// What a training run recorded: one entry per evaluation, in the book's three lists plus the
-/// step and the (fractional) epoch of each, and the samples printed after each epoch.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct TrainHistory {
-    pub train_losses: Vec<f64>,
-    pub val_losses: Vec<f64>,
-    /// Tokens seen by the model when each evaluation ran (`track_tokens_seen`).
-    pub tokens_seen: Vec<i64>,
-    /// The global step of each evaluation (0-based, as in the log line).
-    pub steps: Vec<i64>,
-    /// The epoch of each evaluation as a fraction (1.5 = half-way through the second epoch),
-    /// the x axis of the book's loss plot.
-    pub epochs: Vec<f64>,
-    /// The greedy sample printed after each epoch.
-    pub samples: Vec<String>,
+/// Chapter 5's (and chapter 7's) task for the training loop: predict every next token
+/// ([`calc_loss_batch`]), count tokens, and after each epoch generate the book's greedy sample
+/// of `settings.start_context` (`settings.sample_tokens` tokens, cropped to `context_size`),
+/// kept in the history's `samples`.
+pub struct NextTokenTask<'a, M: ModuleT + ?Sized> {
+    pub model: &'a M,
+    pub tokenizer: &'a dyn Tokenizer,
+    pub device: Device,
+    /// The model's context length: the sample's input is cut to its last `context_size` tokens.
+    pub context_size: i64,
 }
 
-// Defined here rather than in `viz`, so that plotting code never imports training.
-impl crate::viz::figures::LossPlot {
-    /// The book's loss plot of a training history (chapter 5: `plot_losses`).
-    pub fn from_history(history: &TrainHistory) -> Self {
-        crate::viz::figures::LossPlot {
-            title: "Training and validation loss".into(),
-            y_label: "Loss".into(),
-            epochs: history.epochs.clone(),
-            tokens_seen: history.tokens_seen.clone(),
-            series: vec![
-                ("Training loss".into(), history.train_losses.clone()),
-                ("Validation loss".into(), history.val_losses.clone()),
-            ],
-        }
+impl<'a, M: ModuleT + ?Sized> NextTokenTask<'a, M> {
+    /// The task of training `model` on `device`, sampling with `tokenizer`.
+    pub fn new(model: &'a M, tokenizer: &'a dyn Tokenizer, device: Device, context_size: i64) -> Self {
+        NextTokenTask { model, tokenizer, device, context_size }
     }
 }
 
-/// The position of a training run, saved in checkpoints so that a run resumes where it stopped.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct TrainState {
-    /// The epoch being trained (0-based).
-    pub epoch: usize,
-    /// Batches of that epoch already trained on.
-    pub batch_in_epoch: usize,
-    /// Steps taken so far (the book's `global_step + 1`).
-    pub steps_done: i64,
-    pub tokens_seen: i64,
-    pub history: TrainHistory,
-}
-
-impl TrainState {
-    /// Whether the run has trained all `num_epochs` epochs.
-    pub fn finished(&self, num_epochs: usize) -> bool {
-        self.epoch >= num_epochs
+impl<M: ModuleT + ?Sized> TrainTask for NextTokenTask<'_, M> {
+    fn batch_loss(&self, input_batch: &Tensor, target_batch: &Tensor, train: bool) -> Tensor {
+        calc_loss_batch(input_batch, target_batch, self.model, self.device, train)
     }
-}
 
-/// The settings of `train_model_simple`, plus the seed that makes dropout reproducible.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct TrainSettings {
-    pub num_epochs: usize,
-    pub eval_freq: i64,
-    pub eval_iter: usize,
-    pub start_context: String,
-    /// Tokens of the greedy sample printed after each epoch (the book's 50).
-    pub sample_tokens: i64,
-    /// Seed of the per-step dropout randomness (see the module docs).
-    pub seed: u64,
-}
-
-impl TrainSettings {
-    /// The book's settings: `num_epochs`, `eval_freq`, `eval_iter`, `start_context`, a
-    /// 50-token sample, seed 123.
-    pub fn book(num_epochs: usize, eval_freq: i64, eval_iter: usize, start_context: &str) -> Self {
-        TrainSettings { num_epochs, eval_freq, eval_iter, start_context: start_context.into(), sample_tokens: 50, seed: 123 }
-    }
-}
-
-/// Something that happened during training, for a progress display. The loop itself prints
-/// nothing; [`train_model_simple`] prints the book's lines.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TrainEvent {
-    /// One optimisation step: its 0-based global step, its loss, and tokens per second so far.
-    Step { epoch: usize, global_step: i64, loss: f64, tokens_per_s: f64 },
-    /// An evaluation, with the book's log line.
-    Eval { epoch: usize, global_step: i64, train_loss: f64, val_loss: f64, line: String },
-    /// The greedy sample after an epoch.
-    Sample { epoch: usize, text: String },
-}
-
-/// The book's log line: `Ep 1 (Step 000000): Train loss 9.817, Val loss 9.924`.
-pub fn eval_log_line(epoch: usize, global_step: i64, train_loss: f64, val_loss: f64) -> String {
-    format!("Ep {} (Step {global_step:06}): Train loss {train_loss:.3}, Val loss {val_loss:.3}", epoch + 1)
-}
-
-/// Train from `state` until all epochs are done or `max_steps` more steps were taken (whichever
-/// comes first), updating `state` as it goes; `on_event` sees every step, evaluation and sample.
-///
-/// This is the body of `train_model_simple`, cut so that a run can stop at any step, be saved,
-/// and continue with the same batches, dropout and optimizer state.
-#[allow(clippy::too_many_arguments)]
-pub fn train_steps<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
-    model: &M,
-    train_loader: &DataLoader<D>,
-    val_loader: &DataLoader<V>,
-    optimizer: &mut AdamW,
-    device: Device,
-    settings: &TrainSettings,
-    tokenizer: &dyn Tokenizer,
-    context_size: i64,
-    state: &mut TrainState,
-    max_steps: Option<usize>,
-    on_event: &mut dyn FnMut(&TrainEvent),
-) -> Result<()> {
-    let mut no_change = |_: i64, _: &mut AdamW| {};
-    train_steps_with(
-        model,
-        train_loader,
-        val_loader,
-        optimizer,
-        device,
-        settings,
-        tokenizer,
-        context_size,
-        state,
-        max_steps,
-        on_event,
-        &mut no_change,
-    )
-}
-
-/// [`train_steps`], calling `before_update(global_step, optimizer)` after each backward pass
-/// and before the update: appendix D sets the step's learning rate and clips the gradients
-/// there ([`crate::training::schedule`]).
-#[allow(clippy::too_many_arguments)]
-pub fn train_steps_with<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
-    model: &M,
-    train_loader: &DataLoader<D>,
-    val_loader: &DataLoader<V>,
-    optimizer: &mut AdamW,
-    device: Device,
-    settings: &TrainSettings,
-    tokenizer: &dyn Tokenizer,
-    context_size: i64,
-    state: &mut TrainState,
-    max_steps: Option<usize>,
-    on_event: &mut dyn FnMut(&TrainEvent),
-    before_update: &mut dyn FnMut(i64, &mut AdamW),
-) -> Result<()> {
-    let mut steps_left = max_steps.unwrap_or(usize::MAX);
-    let started = Instant::now();
-    let tokens_at_start = state.tokens_seen;
-    let batches_per_epoch = train_loader.len().max(1);
-    while !state.finished(settings.num_epochs) && steps_left > 0 {
-        let epoch = state.epoch;
-        for (input_batch, target_batch) in train_loader.iter_epoch(epoch as u64).skip(state.batch_in_epoch) {
-            if steps_left == 0 {
-                return Ok(());
-            }
-            let global_step = state.steps_done; // the book's global_step after `+= 1`
-            set_seed(settings.seed.wrapping_add(global_step as u64));
-            let loss = calc_loss_batch(&input_batch, &target_batch, model, device, true);
-            // The book's `zero_grad(); loss.backward(); step()`, with gradients created by the
-            // backward pass instead of accumulated into zero-filled `.grad` fields (same
-            // values; faster and 0.5 GB less memory for GPT-2 small, see `AdamW::backward`).
-            optimizer.zero_grad();
-            optimizer.backward(&loss);
-            before_update(global_step, optimizer);
-            optimizer.step();
-            state.tokens_seen += input_batch.numel() as i64;
-            state.steps_done += 1;
-            state.batch_in_epoch += 1;
-            steps_left -= 1;
-            let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-            on_event(&TrainEvent::Step {
-                epoch,
-                global_step,
-                loss: loss.double_value(&[]),
-                tokens_per_s: (state.tokens_seen - tokens_at_start) as f64 / elapsed,
-            });
-            if global_step % settings.eval_freq.max(1) == 0 {
-                let (train_loss, val_loss) = evaluate_model(model, train_loader, val_loader, device, settings.eval_iter);
-                let h = &mut state.history;
-                h.train_losses.push(train_loss);
-                h.val_losses.push(val_loss);
-                h.tokens_seen.push(state.tokens_seen);
-                h.steps.push(global_step);
-                h.epochs.push(epoch as f64 + state.batch_in_epoch as f64 / batches_per_epoch as f64);
-                let line = eval_log_line(epoch, global_step, train_loss, val_loss);
-                on_event(&TrainEvent::Eval { epoch, global_step, train_loss, val_loss, line });
-            }
-        }
-        let text = generate_sample(model, tokenizer, device, context_size, &settings.start_context, settings.sample_tokens)?;
-        state.history.samples.push(text.clone());
-        on_event(&TrainEvent::Sample { epoch, text });
-        state.epoch += 1;
-        state.batch_in_epoch = 0;
-    }
-    Ok(())
-}
-
-/// Print what the book's training loops print: the evaluation lines and the sample after each
-/// epoch (the `on_event` of [`train_model_simple`] and appendix D's `train_model`).
-pub fn print_book_lines(event: &TrainEvent) {
-    match event {
-        TrainEvent::Eval { line, .. } => println!("{line}"),
-        TrainEvent::Sample { text, .. } => println!("{text}"),
-        TrainEvent::Step { .. } => {}
+    fn after_epoch<D: Dataset, V: Dataset>(
+        &self,
+        epoch: usize,
+        _train_loader: &DataLoader<D>,
+        _val_loader: &DataLoader<V>,
+        settings: &TrainSettings,
+        history: &mut TrainHistory,
+    ) -> Result<Option<TrainEvent>> {
+        let text =
+            generate_sample(self.model, self.tokenizer, self.device, self.context_size, &settings.start_context, settings.sample_tokens)?;
+        history.samples.push(text.clone());
+        Ok(Some(TrainEvent::Sample { epoch, text }))
     }
 }
 
@@ -353,20 +169,62 @@ pub fn train_model_simple<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
     tokenizer: &dyn Tokenizer,
     context_size: i64,
 ) -> Result<TrainHistory> {
+    let task = NextTokenTask::new(model, tokenizer, device, context_size);
     let settings = TrainSettings::book(num_epochs, eval_freq, eval_iter, start_context);
     let mut state = TrainState::default();
-    train_steps(
-        model,
-        train_loader,
-        val_loader,
-        optimizer,
-        device,
-        &settings,
-        tokenizer,
-        context_size,
-        &mut state,
-        None,
-        &mut print_book_lines,
-    )?;
+    train_steps(&task, train_loader, val_loader, optimizer, &settings, &mut state, None, &mut print_book_lines)?;
     Ok(state.history)
+}
+
+/// What the book's `train_model` returns: the losses (in a [`TrainHistory`]), `track_lrs`, and
+/// the gradient norm before clipping at each clipped step (`(global_step, norm)`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduledHistory {
+    pub history: TrainHistory,
+    pub track_lrs: Vec<f64>,
+    pub grad_norms: Vec<(i64, f64)>,
+}
+
+/// Appendix D.4, the book's `train_model`: `train_model_simple` with linear warmup from
+/// `initial_lr` over `warmup_steps`, cosine decay to `min_lr`, and the gradients clipped to norm
+/// 1.0 after warmup. The peak learning rate is the optimizer's (`optimizer.lr` when called),
+/// the total number of steps `len(train_loader) * n_epochs`. Prints the book's log lines and a
+/// sample after each epoch (the log says `Step` where the book's appendix says `Iter`).
+///
+/// The same run, resumable, is [`train_steps`] with `settings.extras =
+/// Some(TrainExtras::book(schedule))`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_model<D: Dataset, V: Dataset, M: ModuleT + ?Sized>(
+    model: &M,
+    train_loader: &DataLoader<D>,
+    val_loader: &DataLoader<V>,
+    optimizer: &mut AdamW,
+    device: Device,
+    n_epochs: usize,
+    eval_freq: i64,
+    eval_iter: usize,
+    start_context: &str,
+    tokenizer: &dyn Tokenizer,
+    context_size: i64,
+    warmup_steps: i64,
+    initial_lr: f64,
+    min_lr: f64,
+) -> Result<ScheduledHistory> {
+    let total_steps = (train_loader.len() * n_epochs) as i64;
+    let schedule = LrSchedule::new(initial_lr, optimizer.lr, min_lr, warmup_steps, total_steps)?;
+    let settings =
+        TrainSettings { extras: Some(TrainExtras::book(schedule)), ..TrainSettings::book(n_epochs, eval_freq, eval_iter, start_context) };
+    let task = NextTokenTask::new(model, tokenizer, device, context_size);
+    let mut state = TrainState::default();
+    let (mut track_lrs, mut grad_norms) = (Vec::new(), Vec::new());
+    train_steps(&task, train_loader, val_loader, optimizer, &settings, &mut state, None, &mut |event| {
+        if let TrainEvent::Step { global_step, lr, grad_norm, .. } = event {
+            track_lrs.push(*lr);
+            if let Some(norm) = grad_norm {
+                grad_norms.push((*global_step, *norm));
+            }
+        }
+        print_book_lines(event);
+    })?;
+    Ok(ScheduledHistory { history: state.history, track_lrs, grad_norms })
 }

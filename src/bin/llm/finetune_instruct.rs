@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use llm_from_scratch::ch02::{BpeTokenizer, DataStore};
-use llm_from_scratch::ch05::{evaluate_model, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, TrainSettings, TrainState};
+use llm_from_scratch::ch05::{evaluate_model, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainSettings, TrainState};
 use llm_from_scratch::ch07::{
     average_score, create_instruction_loaders, format_input, generate_responses, instruction_data, load_instruction_data,
     mean_rouge_l, response_loss, save_responses, set_drop_rate, train_test_val_split, ChatApi, Judge, DEFAULT_JUDGE_MODEL,
@@ -184,7 +184,8 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
         args.epochs
     );
     let started = std::time::Instant::now();
-    train_steps(model, &train_loader, &val_loader, &mut optimizer, device, &settings, &tokenizer, cfg.context_length, &mut state, args.max_steps, &mut |event| progress.train_event(event))?;
+    let task = NextTokenTask::new(model, &tokenizer, device, cfg.context_length);
+    train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, args.max_steps, &mut |event| progress.train_event(event))?;
     progress.finish();
     eprintln!("training took {:.2} minutes", started.elapsed().as_secs_f64() / 60.0);
 

@@ -9,27 +9,30 @@
 //! llm finetune-spam --config tiny --epochs 1 --out runs/spam-tiny
 //! llm classify --model runs/spam --text "You are a winner ..."
 //! llm finetune-spam --weights gpt2 --lora-rank 16 --lora-alpha 16 --out runs/spam-lora   # appendix E
+//! llm finetune-spam --weights gpt2 --warmup-steps 130 --clip 1.0 --save-every 100 --out runs/spam-d  # appendix D
+//! llm finetune-spam --resume runs/spam-d                     # continue it after an interruption
 //! ```
 //!
 //! The book's settings are the defaults: batch 8, AdamW lr 5e-5 and weight decay 0.1, 5 epochs,
-//! evaluation every 50 steps on 5 batches, dropout 0, seed 123.
+//! evaluation every 50 steps on 5 batches, dropout 0, seed 123. The output folder's checkpoint is
+//! both the classifier (`llm classify` reads it) and the run (`--resume` continues it exactly).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use llm_from_scratch::appendix_e::prepare_lora_classifier;
 use llm_from_scratch::ch04::{num_parameters, num_trainable_parameters};
 use llm_from_scratch::ch06::{
-    calc_accuracy_loader, prepare_classifier, prepare_spam_splits, read_csv, save_classifier, set_drop_rate, train_classifier, AdamW,
-    BpeTokenizer, ClassifierEvent, ClassifierHistory, ClassifierInfo, ClassifierSettings, DataLoader, SpamDataset,
-    PAD_TOKEN_ID,
+    calc_accuracy_loader, prepare_classifier, prepare_spam_splits, read_csv, set_drop_rate, AdamW, BpeTokenizer, ClassifierHistory,
+    ClassifierInfo, ClassifierRun, DataLoader, SpamDataset, SpamSplits, TrainSettings, PAD_TOKEN_ID,
 };
 use llm_from_scratch::data::DataStore;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model_source::ModelArgs;
+use crate::pretrain::ScheduleArgs;
 use crate::progress::{save_figure, save_json, Progress};
 
 /// Arguments of `llm finetune-spam`.
@@ -65,13 +68,36 @@ pub struct FinetuneSpamArgs {
     /// LoRA's alpha (the update is scaled by alpha / rank); the book uses alpha = rank = 16.
     #[arg(long, requires = "lora_rank")]
     pub lora_alpha: Option<f64>,
-    /// Stop after this many steps (a quick run).
+    /// End the run after this many steps (a quick run: its last epoch ends there).
     #[arg(long)]
     pub max_steps: Option<usize>,
+    /// Appendix D: --warmup-steps, --initial-lr, --min-lr, --clip, as for `llm pretrain` (the
+    /// peak learning rate is --lr).
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    /// Also save the run every this many steps (it is always saved at the end).
+    #[arg(long)]
+    pub save_every: Option<usize>,
+    /// Stop after this many steps of this invocation and save the run, to be continued with
+    /// --resume (unlike --max-steps, which ends the run).
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// Continue the run saved in this folder by an earlier `llm finetune-spam` (its model, data
+    /// split and settings are reused: leave out the model and training flags).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
     /// Output folder: the classifier's checkpoint, train/validation/test.csv, history.json,
     /// results.json, loss.svg/png, accuracy.svg/png.
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+}
+
+/// What the CLI remembers in the run's checkpoint to rebuild the same loaders on --resume.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunData {
+    batch_size: usize,
+    /// What the model was built from (`--weights`, `--model` or `--config`).
+    base: String,
 }
 
 /// The final figures, written to `results.json`.
@@ -93,24 +119,128 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.drop_rate) {
         bail!("--drop-rate must be in [0, 1), not {}", args.drop_rate);
     }
-    let seed = args.model.seed;
 
-    // 6.2: the balanced splits, as CSV files in the output folder.
-    let splits = prepare_spam_splits(&DataStore::from_env(), &args.out, seed)?;
+    // --resume: the run as it was saved, with its data split and loader settings.
+    let resumed = match &args.resume {
+        Some(dir) => {
+            if !args.model.is_unset() {
+                bail!("--resume continues a run with its own model: leave out --config, --weights and --model");
+            }
+            let run = {
+                let _rng = llm_from_scratch::rng_lock(); // building the model draws random numbers
+                ClassifierRun::load(dir, device)?
+            };
+            let run_data: RunData = serde_json::from_value(run.extra.clone())
+                .with_context(|| format!("{}: no `llm finetune-spam` run data in this checkpoint", dir.display()))?;
+            Some((run, run_data))
+        }
+        None => None,
+    };
+    let out: PathBuf = args.out.clone().or_else(|| args.resume.clone()).expect("clap requires --out or --resume");
+    let seed = resumed.as_ref().map_or(args.model.seed, |(run, _)| run.settings.seed);
+    let batch_size = resumed.as_ref().map_or(args.batch_size, |(_, data)| data.batch_size);
+
+    // 6.2: the balanced splits, as CSV files in the output folder (a resumed run reads its own).
+    let splits = match &resumed {
+        Some(_) => SpamSplits::in_dir(&out),
+        None => prepare_spam_splits(&DataStore::from_env(), &out, seed)?,
+    };
     let tokenizer = BpeTokenizer::gpt2()?;
-    let train_dataset = SpamDataset::new(&read_csv(&splits.train)?, &tokenizer, args.max_length, PAD_TOKEN_ID)?;
+    let max_length = resumed.as_ref().map_or(args.max_length, |(run, _)| Some(run.info.max_length));
+    let train_dataset = SpamDataset::new(&read_csv(&splits.train)?, &tokenizer, max_length, PAD_TOKEN_ID)?;
     let max_length = train_dataset.max_length;
     let val_dataset = SpamDataset::new(&read_csv(&splits.validation)?, &tokenizer, Some(max_length), PAD_TOKEN_ID)?;
     let test_dataset = SpamDataset::new(&read_csv(&splits.test)?, &tokenizer, Some(max_length), PAD_TOKEN_ID)?;
+    let train_loader = DataLoader::new(train_dataset, batch_size, true, true, seed)?;
+    let val_loader = DataLoader::new(val_dataset, batch_size, false, false, seed)?;
+    let test_loader = DataLoader::new(test_dataset, batch_size, false, false, seed)?;
+    if train_loader.is_empty() {
+        bail!("no full training batch of {batch_size} texts");
+    }
 
-    // 6.4-6.5: the model, then the classification head and the frozen layers.
+    let mut run = match resumed {
+        Some((run, _)) => {
+            eprintln!("resuming {} at step {} (epoch {})", out.display(), run.state.steps_done, run.state.epoch + 1);
+            run
+        }
+        None => new_run(&args, device, max_length, train_loader.len())?,
+    };
+    let trainable = num_trainable_parameters(&run.vs);
+    let parameters = num_parameters(&run.vs);
+    eprintln!(
+        "fine-tuning {trainable} of {parameters} parameters on {} training / {} validation / {} test batches of {batch_size} x {max_length} tokens",
+        train_loader.len(),
+        val_loader.len(),
+        test_loader.len(),
+    );
+    if run.state.steps_done == 0 {
+        // The book's accuracies before fine-tuning, on 10 batches each.
+        for (name, acc) in [
+            ("Training", calc_accuracy_loader(&train_loader, &run.model, device, Some(10))),
+            ("Validation", calc_accuracy_loader(&val_loader, &run.model, device, Some(10))),
+            ("Test", calc_accuracy_loader(&test_loader, &run.model, device, Some(10))),
+        ] {
+            println!("{name} accuracy before fine-tuning: {:.2}%", acc * 100.0);
+        }
+    }
+
+    // 6.7: fine-tuning, saved every --save-every steps and at the end (or at --stop-after).
+    eprintln!(
+        "AdamW lr {}, weight decay {}{}",
+        run.optimizer.lr,
+        run.optimizer.weight_decay,
+        run.info.lora.map_or(String::new(), |(r, a)| format!(", LoRA rank {r} alpha {a}"))
+    );
+    let full = run.settings.num_epochs * train_loader.len();
+    let total_steps = run.settings.max_steps.map_or(full, |m| full.min(m.max(0) as usize));
+    let progress = Progress::new(total_steps as u64, run.state.steps_done as u64, "steps");
+    let (started, examples_at_start) = (Instant::now(), run.state.tokens_seen);
+    let mut steps_left = args.stop_after.unwrap_or(usize::MAX);
+    loop {
+        let chunk = args.save_every.map_or(usize::MAX, |n| n.max(1)).min(steps_left);
+        run.train(&train_loader, &val_loader, Some(chunk), &mut |event| progress.train_event(event))?;
+        steps_left -= chunk;
+        run.save(&out)?;
+        if run.state.finished(&run.settings) || steps_left == 0 {
+            break;
+        }
+    }
+    progress.finish();
+    let training_seconds = started.elapsed().as_secs_f64();
+    println!("Training completed in {:.2} minutes.", training_seconds / 60.0);
+    if !run.state.finished(&run.settings) {
+        eprintln!("stopped at step {}: continue with `llm finetune-spam --resume {}`", run.state.steps_done, out.display());
+    }
+
+    // The book's final accuracies, on all batches.
+    let results = Results {
+        train_accuracy: calc_accuracy_loader(&train_loader, &run.model, device, None),
+        validation_accuracy: calc_accuracy_loader(&val_loader, &run.model, device, None),
+        test_accuracy: calc_accuracy_loader(&test_loader, &run.model, device, None),
+        trainable_parameters: trainable,
+        parameters,
+        training_seconds,
+        examples_per_s: (run.state.tokens_seen - examples_at_start) as f64 / training_seconds.max(1e-9),
+    };
+    println!("Training accuracy: {:.2}%", results.train_accuracy * 100.0);
+    println!("Validation accuracy: {:.2}%", results.validation_accuracy * 100.0);
+    println!("Test accuracy: {:.2}%", results.test_accuracy * 100.0);
+
+    save_outputs(&out, &run.state.history, &results)?;
+    eprintln!("classifier (a resumable run), history.json, results.json and the loss and accuracy plots in {}", out.display());
+    Ok(())
+}
+
+/// 6.4-6.5 for a new run: the model, its classification head and frozen layers, AdamW, and the
+/// settings (appendix D's extras over the run's steps when asked for).
+fn new_run(args: &FinetuneSpamArgs, device: tch::Device, max_length: usize, train_batches: usize) -> Result<ClassifierRun> {
+    let seed = args.model.seed;
     let loaded = args.model.load(device)?;
-    let (vs, mut model, mut cfg) = (loaded.vs, loaded.model, loaded.cfg);
+    let (vs, mut model, cfg) = (loaded.vs, loaded.model, loaded.cfg);
     if max_length as i64 > cfg.context_length {
         bail!("the texts are {max_length} tokens long, more than the model's context length {}: pass --max-length", cfg.context_length);
     }
-    set_drop_rate(&mut model, args.drop_rate);
-    cfg.drop_rate = args.drop_rate;
+    set_drop_rate(&mut model, args.drop_rate); // and model.cfg.drop_rate, which the checkpoint saves
     let lora = args.lora_rank.map(|rank| (rank, args.lora_alpha.unwrap_or(rank as f64)));
     if lora.is_some_and(|(rank, _)| rank < 1) {
         bail!("--lora-rank must be at least 1");
@@ -123,70 +253,17 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
             None => prepare_classifier(&mut model, &vs, 2),
         }
     };
-    let lr = args.lr.unwrap_or(if lora.is_some() { 8e-4 } else { 5e-5 });
-    let parameters = num_parameters(&vs);
     assert_eq!(trainable, num_trainable_parameters(&vs));
-
-    let train_loader = DataLoader::new(train_dataset, args.batch_size, true, true, seed)?;
-    let val_loader = DataLoader::new(val_dataset, args.batch_size, false, false, seed)?;
-    let test_loader = DataLoader::new(test_dataset, args.batch_size, false, false, seed)?;
-    if train_loader.is_empty() {
-        bail!("no full training batch of {} texts", args.batch_size);
-    }
-    eprintln!(
-        "fine-tuning {trainable} of {parameters} parameters on {} training / {} validation / {} test batches of {} x {max_length} tokens",
-        train_loader.len(),
-        val_loader.len(),
-        test_loader.len(),
-        args.batch_size
-    );
-    // The book's accuracies before fine-tuning, on 10 batches each.
-    for (name, acc) in [
-        ("Training", calc_accuracy_loader(&train_loader, &model, device, Some(10))),
-        ("Validation", calc_accuracy_loader(&val_loader, &model, device, Some(10))),
-        ("Test", calc_accuracy_loader(&test_loader, &model, device, Some(10))),
-    ] {
-        println!("{name} accuracy before fine-tuning: {:.2}%", acc * 100.0);
-    }
-
-    // 6.7: fine-tuning.
-    eprintln!("AdamW lr {lr}, weight decay {}{}", args.weight_decay, lora.map_or(String::new(), |(r, a)| format!(", LoRA rank {r} alpha {a}")));
-    let mut optimizer = AdamW::new(&vs, lr, args.weight_decay);
-    let settings = ClassifierSettings { num_epochs: args.epochs, eval_freq: args.eval_freq, eval_iter: args.eval_iter, seed };
-    let total_steps = (args.epochs * train_loader.len()).min(args.max_steps.unwrap_or(usize::MAX)) as u64;
-    let progress = Progress::new(total_steps, 0, "steps");
-    let started = Instant::now();
-    let history = train_classifier(&model, &train_loader, &val_loader, &mut optimizer, device, &settings, args.max_steps, &mut |event| {
-        match event {
-            ClassifierEvent::Step { epoch, loss, examples_per_s, .. } => {
-                progress.step(format!("ep {} loss {loss:.3} {examples_per_s:.1} examples/s", epoch + 1))
-            }
-            ClassifierEvent::Eval { line, .. } | ClassifierEvent::Accuracy { line, .. } => progress.say(line),
-        }
-    });
-    progress.finish();
-    let training_seconds = started.elapsed().as_secs_f64();
-    println!("Training completed in {:.2} minutes.", training_seconds / 60.0);
-
-    // The book's final accuracies, on all batches.
-    let results = Results {
-        train_accuracy: calc_accuracy_loader(&train_loader, &model, device, None),
-        validation_accuracy: calc_accuracy_loader(&val_loader, &model, device, None),
-        test_accuracy: calc_accuracy_loader(&test_loader, &model, device, None),
-        trainable_parameters: trainable,
-        parameters,
-        training_seconds,
-        examples_per_s: history.examples_seen as f64 / training_seconds.max(1e-9),
-    };
-    println!("Training accuracy: {:.2}%", results.train_accuracy * 100.0);
-    println!("Validation accuracy: {:.2}%", results.validation_accuracy * 100.0);
-    println!("Test accuracy: {:.2}%", results.test_accuracy * 100.0);
-
+    let lr = args.lr.unwrap_or(if lora.is_some() { 8e-4 } else { 5e-5 });
+    let optimizer = AdamW::new(&vs, lr, args.weight_decay);
+    let max_steps = args.max_steps.map(|n| n as i64);
+    let total_steps = max_steps.unwrap_or(i64::MAX).min((args.epochs * train_batches) as i64);
+    let extras = args.schedule.extras_args(lr).map(|e| e.extras(total_steps)).transpose()?;
+    let settings = TrainSettings { seed, max_steps, extras, ..TrainSettings::classifier(args.epochs, args.eval_freq, args.eval_iter) };
     let info = ClassifierInfo { num_classes: 2, max_length, pad_token_id: PAD_TOKEN_ID, lora };
-    save_classifier(&args.out, &vs, &cfg, &info)?;
-    save_outputs(&args.out, &history, &results)?;
-    eprintln!("classifier, history.json, results.json and the loss and accuracy plots in {}", args.out.display());
-    Ok(())
+    let mut run = ClassifierRun::new(vs, model, info, optimizer, settings);
+    run.extra = serde_json::to_value(RunData { batch_size: args.batch_size, base: args.model.describe() })?;
+    Ok(run)
 }
 
 fn save_outputs(out: &Path, history: &ClassifierHistory, results: &Results) -> Result<()> {

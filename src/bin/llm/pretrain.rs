@@ -19,8 +19,9 @@ use clap::Args;
 use llm_from_scratch::ch02::{create_dataloader_v1, BpeTokenizer, DataStore, THE_VERDICT};
 use llm_from_scratch::ch04::GptModel;
 use llm_from_scratch::appendix_d::{LrSchedule, TrainExtras};
-use llm_from_scratch::ch05::{read_checkpoint, save_checkpoint, AdamW, CheckpointMeta, LossPlot, TrainEvent, TrainSettings, TrainState};
-use llm_from_scratch::train::train_steps_with;
+use llm_from_scratch::ch05::{
+    read_checkpoint, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainEvent, TrainSettings, TrainState,
+};
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
@@ -75,8 +76,15 @@ pub struct PretrainArgs {
     /// Continue the run saved in this folder (its data, model and settings are reused).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+}
+
+/// Appendix D's flags, shared by `llm pretrain` and `llm finetune-spam`.
+#[derive(Args, Debug, Clone)]
+pub struct ScheduleArgs {
     /// Appendix D: warm the learning rate up linearly from --initial-lr to --lr over this many
-    /// steps, then decay it along a cosine to --min-lr (default: chapter 5's constant --lr).
+    /// steps, then decay it along a cosine to --min-lr (default: a constant --lr).
     #[arg(long)]
     pub warmup_steps: Option<i64>,
     /// Appendix D: the learning rate of the first warmup step.
@@ -90,9 +98,22 @@ pub struct PretrainArgs {
     pub clip: Option<f64>,
 }
 
+impl ScheduleArgs {
+    /// The extras these flags ask for around the peak learning rate `peak_lr`, if any.
+    pub fn extras_args(&self, peak_lr: f64) -> Option<ExtrasArgs> {
+        (self.warmup_steps.is_some() || self.clip.is_some()).then_some(ExtrasArgs {
+            peak_lr,
+            initial_lr: self.initial_lr,
+            min_lr: self.min_lr,
+            warmup_steps: self.warmup_steps,
+            clip: self.clip,
+        })
+    }
+}
+
 /// Appendix D's extras of a run, remembered in the checkpoint so that --resume keeps them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct ExtrasArgs {
+pub struct ExtrasArgs {
     peak_lr: f64,
     initial_lr: f64,
     min_lr: f64,
@@ -102,7 +123,7 @@ struct ExtrasArgs {
 
 impl ExtrasArgs {
     /// The schedule over `total_steps` (a constant --lr without --warmup-steps) and the clipping.
-    fn extras(&self, total_steps: i64) -> Result<TrainExtras> {
+    pub fn extras(&self, total_steps: i64) -> Result<TrainExtras> {
         let schedule = match self.warmup_steps {
             Some(warmup) => LrSchedule::new(self.initial_lr, self.peak_lr, self.min_lr, warmup, total_steps)?,
             None => LrSchedule::new(self.peak_lr, self.peak_lr, self.peak_lr, 0, total_steps)?,
@@ -168,13 +189,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
                 data: args.data.clone().expect("clap requires --data"),
                 batch_size: args.batch_size,
                 train_ratio: args.train_ratio,
-                extras: (args.warmup_steps.is_some() || args.clip.is_some()).then_some(ExtrasArgs {
-                    peak_lr: args.lr,
-                    initial_lr: args.initial_lr,
-                    min_lr: args.min_lr,
-                    warmup_steps: args.warmup_steps,
-                    clip: args.clip,
-                }),
+                extras: args.schedule.extras_args(args.lr),
                 window: Some(window),
                 base: Some(args.model.describe()),
             };
@@ -212,8 +227,8 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     }
 
     let total_steps = (settings.num_epochs * train_loader.len()) as u64;
-    let extras = run_data.extras.as_ref().map(|e| e.extras(total_steps as i64)).transpose()?;
-    if let Some(e) = &extras {
+    settings.extras = run_data.extras.as_ref().map(|e| e.extras(total_steps as i64)).transpose()?;
+    if let Some(e) = &settings.extras {
         let s = &e.schedule;
         eprintln!(
             "learning rate: {} warmup steps from {:e} to {:e}, cosine decay to {:e} over {} steps; gradient clipping: {}",
@@ -243,17 +258,13 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     };
 
     // Train in chunks between saves: up to --save-every steps, or to the end of the epoch.
+    let task = NextTokenTask::new(&model, &tokenizer, device, cfg.context_length);
     let mut steps_left = args.max_steps.unwrap_or(usize::MAX);
-    while !state.finished(settings.num_epochs) && steps_left > 0 {
+    while !state.finished(&settings) && steps_left > 0 {
         let to_epoch_end = train_loader.len() - state.batch_in_epoch;
         let chunk = args.save_every.map_or(to_epoch_end, |n| (n.max(1) as usize).min(to_epoch_end)).min(steps_left);
         let mut on_event = |event: &TrainEvent| progress.train_event(event);
-        let mut before_update = |step: i64, optimizer: &mut AdamW| {
-            if let Some(e) = &extras {
-                e.apply(step, optimizer);
-            }
-        };
-        train_steps_with(&model, &train_loader, &val_loader, &mut optimizer, device, &settings, &tokenizer, cfg.context_length, &mut state, Some(chunk), &mut on_event, &mut before_update)?;
+        train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, Some(chunk), &mut on_event)?;
         steps_left -= chunk;
         save_checkpoint(&out, &vs, Some(&optimizer), &meta_for(&state, &optimizer))?;
     }

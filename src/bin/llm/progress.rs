@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use llm_from_scratch::ch05::TrainEvent;
+use llm_from_scratch::ch05::{TrainEvent, Unit};
 use llm_from_scratch::plot::Figure;
 use serde::Serialize;
 
@@ -46,14 +46,19 @@ impl Progress {
         self.bar.inc(1);
     }
 
-    /// Show a training loop's event: a step moves the bar, evaluations and samples are printed.
+    /// Show a training loop's event: a step moves the bar, evaluations, samples and accuracies
+    /// are printed.
     pub fn train_event(&self, event: &TrainEvent) {
         match event {
-            TrainEvent::Step { epoch, loss, tokens_per_s, .. } => {
-                self.step(format!("ep {} loss {loss:.3} {tokens_per_s:.0} tok/s", epoch + 1))
+            TrainEvent::Step { epoch, loss, units_per_s, unit: Unit::Tokens, .. } => {
+                self.step(format!("ep {} loss {loss:.3} {units_per_s:.0} tok/s", epoch + 1))
             }
-            TrainEvent::Eval { line, .. } => self.say(line),
+            TrainEvent::Step { epoch, loss, units_per_s, unit: Unit::Examples, .. } => {
+                self.step(format!("ep {} loss {loss:.3} {units_per_s:.1} examples/s", epoch + 1))
+            }
+            TrainEvent::Eval { line, .. } | TrainEvent::Accuracy { line, .. } => self.say(line),
             TrainEvent::Sample { text, .. } => self.say(text),
+            TrainEvent::EpochEnd { .. } => {}
         }
     }
 
