@@ -24,6 +24,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::text::tokenizer::Tokenizer;
+pub use crate::util::rng::SplitMix64;
 
 /// A data set that a [`DataLoader`] can batch: `len` examples, and a way to stack some of them
 /// into one batch `(inputs, targets)`.
@@ -306,41 +307,6 @@ pub fn create_dataloader_v1<T: Tokenizer + ?Sized>(
 ) -> Result<DataLoader<GptDatasetV1>> {
     let dataset = GptDatasetV1::new(txt, tokenizer, max_length, stride)?;
     DataLoader::new(dataset, batch_size, shuffle, drop_last, seed)
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny, fast generator whose whole state is one u64,
-/// so a seed gives the same shuffles on every machine and every version of this crate.
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64 { state: seed }
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform integer in `0..n` (n > 0), without modulo bias (Lemire's method).
-    pub fn below(&mut self, n: u64) -> u64 {
-        assert!(n > 0, "below(0)");
-        loop {
-            let m = (self.next_u64() as u128) * (n as u128);
-            let low = m as u64;
-            if low >= n.wrapping_neg() % n {
-                return (m >> 64) as u64;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
