@@ -198,7 +198,11 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     let mut steps_left = args.stop_after.unwrap_or(usize::MAX);
     loop {
         let chunk = args.save_every.map_or(usize::MAX, |n| n.max(1)).min(steps_left);
-        run.train(&train_loader, &val_loader, Some(chunk), &mut |event| progress.train_event(event))?;
+        if let Err(e) = run.train(&train_loader, &val_loader, Some(chunk), &mut |event| progress.train_event(event)) {
+            progress.finish();
+            eprintln!("{}", crate::pretrain::kept_checkpoint_note(&out));
+            return Err(e.into()); // the last checkpoint is not replaced by the diverged state
+        }
         steps_left -= chunk;
         run.save(&out)?;
         if run.state.finished(&run.settings) || steps_left == 0 {
