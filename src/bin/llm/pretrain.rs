@@ -170,7 +170,11 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     let device = report.device;
 
     // Model, optimizer, settings and position: fresh, or from the checkpoint.
-    let resumed = args.resume.as_ref().map(read_checkpoint).transpose()?;
+    let resumed = args
+        .resume
+        .as_ref()
+        .map(|dir| read_checkpoint(dir).with_context(|| format!("--resume {}: reading the run's checkpoint", dir.display())))
+        .transpose()?;
     if resumed.is_some() && !args.model.is_unset() {
         bail!("--resume continues a run with its own model: leave out --config, --weights and --model");
     }
