@@ -1,9 +1,12 @@
 //! Issue 13, the reliability of long runs: a diverging loss stops `llm pretrain` and keeps the
-//! last good checkpoint.
+//! last good checkpoint; Ctrl-C (SIGINT) saves the run, which resumes to the uninterrupted
+//! run's end exactly; a second Ctrl-C exits at once.
 
 mod common;
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use common::llm;
 use llm_from_scratch::ch05::read_checkpoint;
@@ -58,5 +61,92 @@ fn a_diverging_pretrain_stops_and_keeps_the_last_good_checkpoint() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("training diverged at step 0: "), "{err}");
     assert!(!first.join("checkpoint.safetensors").exists(), "no diverged checkpoint written");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Start `llm args` (as [`common::llm`] runs it), wait until its stdout prints a line containing
+/// `wait_for`, send it SIGINT `signals` times (10 ms apart), and return its exit code, stdout
+/// and stderr.
+fn interrupt(args: &[String], wait_for: &str, signals: usize) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llm"));
+    cmd.args(args).env_remove("RUST_BACKTRACE").env("OMP_NUM_THREADS", "1").stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(dir) = common::store().local_dir {
+        cmd.env("LLM_DATA_DIR", dir);
+    }
+    let mut child = cmd.spawn().expect("start llm");
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        stderr_pipe.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut stdout = String::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if line.contains(wait_for) {
+            break;
+        }
+    }
+    assert!(stdout.contains(wait_for), "llm {args:?} ended before {wait_for:?}:\n{stdout}");
+    for i in 0..signals {
+        if i > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0, "send SIGINT");
+    }
+    for line in lines {
+        stdout.push_str(&line.unwrap());
+        stdout.push('\n');
+    }
+    let status = child.wait().unwrap();
+    (status.code(), stdout, stderr.join().unwrap())
+}
+
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+#[test]
+fn ctrl_c_saves_a_pretrain_run_that_resumes_to_the_uninterrupted_end() {
+    let (dir, text) = scratch("sigint");
+    let (stopped, straight) = (dir.join("stopped"), dir.join("straight"));
+    // 6 epochs of 5 steps, evaluated every 2 steps.
+    let run = |out: &Path| -> Vec<String> {
+        [owned(&["pretrain"]), tiny_run(&text), owned(&["--epochs", "6", "--eval-freq", "2", "--out", out.to_str().unwrap()])].concat()
+    };
+    let (code, stdout, stderr) = interrupt(&run(&stopped), "(Step 000006)", 1);
+    assert_eq!(code, Some(130), "stopped by Ctrl-C:\n{stdout}\n{stderr}");
+    let resume = format!("llm pretrain --resume {}", stopped.display());
+    assert!(stderr.contains(&format!("interrupted: the run is saved; continue it with `{resume}`")), "{stderr}");
+    let saved = read_checkpoint(&stopped).expect("the interrupted run is saved");
+    let at = saved.meta.state.steps_done;
+    assert!((7..30).contains(&at), "stopped after the step it was in (step 6 or a little later), not at the end: {at}");
+
+    // The printed command resumes it; the straight run ends in the same place, bit for bit.
+    let resume_args: Vec<&str> = resume.split(' ').skip(1).collect();
+    common::llm_succeeds(&resume_args);
+    common::llm_succeeds(&run(&straight).iter().map(String::as_str).collect::<Vec<_>>());
+    let (a, b) = (read_checkpoint(&stopped).unwrap(), read_checkpoint(&straight).unwrap());
+    assert_eq!(a.meta.state, b.meta.state, "same steps, tokens and history (losses compared exactly)");
+    assert_eq!(a.meta.state.steps_done, 30);
+    assert_eq!(a.model.len(), b.model.len());
+    for (name, t) in &a.model {
+        assert!(t.equal(&b.model[name]), "parameter {name} differs from the uninterrupted run's");
+    }
+    for ((name, t), (_, u)) in a.optimizer.iter().zip(&b.optimizer) {
+        assert!(t.equal(u), "AdamW's {name} differs from the uninterrupted run's");
+    }
+    let history = |d: &Path| std::fs::read_to_string(d.join("history.json")).unwrap();
+    assert_eq!(history(&stopped), history(&straight), "history.json");
+
+    // A second Ctrl-C exits at once: no resume command, the earlier checkpoint (if any) whole.
+    let twice = dir.join("twice");
+    let (code, _, stderr) = interrupt(&run(&twice), "(Step 000002)", 2);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(!stderr.contains("continue it with"), "exited without saving:\n{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

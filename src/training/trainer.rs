@@ -26,6 +26,7 @@ use std::time::Instant;
 use tch::Tensor;
 
 use crate::error::{Error, Result};
+use crate::training::interrupt::stop_requested;
 use crate::text::dataloader::{DataLoader, Dataset};
 use crate::training::optim::AdamW;
 use crate::training::schedule::TrainExtras;
@@ -303,6 +304,9 @@ pub fn evaluate_task<T: TrainTask, D: Dataset, V: Dataset>(
 /// ([`TrainState::finished`]) or `steps` more steps were taken (whichever comes first),
 /// updating `state` as it goes; `on_event` sees every step, evaluation and end of epoch.
 ///
+/// A stop requested by [`crate::training::interrupt::request_stop`] (the `llm` program's Ctrl-C)
+/// ends the call before the next step, like `steps`; the caller sees it with `stop_requested()`.
+///
 /// `state` can be saved after any call ([`crate::training::checkpoint`]) and passed back, with
 /// the model and AdamW restored, to continue with the same batches, dropout, learning rates and
 /// optimizer state: a run cut into pieces ends where the uninterrupted run ends, bit for bit.
@@ -336,8 +340,8 @@ pub fn train_steps<T: TrainTask, D: Dataset, V: Dataset>(
             if settings.max_steps.is_some_and(|max| state.steps_done >= max) {
                 break; // the run's last step is taken: its epoch ends here
             }
-            if steps_left == 0 {
-                return Ok(());
+            if steps_left == 0 || stop_requested() {
+                return Ok(()); // paused (or asked to stop: Ctrl-C in `llm`) between two steps
             }
             let global_step = state.steps_done; // the book's global_step after `+= 1`
             set_seed(settings.seed.wrapping_add(global_step as u64));

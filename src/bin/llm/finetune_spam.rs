@@ -28,9 +28,11 @@ use llm_from_scratch::ch06::{
     calc_accuracy_loader, prepare_classifier, prepare_spam_splits, read_csv, set_drop_rate, AdamW, BpeTokenizer, ClassifierHistory,
     ClassifierInfo, ClassifierRun, DataLoader, SpamDataset, SpamSplits, TrainSettings, PAD_TOKEN_ID,
 };
+use llm_from_scratch::ch05::stop_requested;
 use llm_from_scratch::data::DataStore;
 use serde::{Deserialize, Serialize};
 
+use crate::interrupt::{stop_on_signals, Interrupted};
 use crate::model_source::ModelArgs;
 use crate::pretrain::ScheduleArgs;
 use crate::progress::{save_figure, save_json, Progress};
@@ -113,6 +115,7 @@ struct Results {
 }
 
 pub fn run(args: FinetuneSpamArgs) -> Result<()> {
+    stop_on_signals();
     let report = llm_from_scratch::device_report();
     eprintln!("{report}");
     let device = report.device;
@@ -205,11 +208,16 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
         }
         steps_left -= chunk;
         run.save(&out)?;
-        if run.state.finished(&run.settings) || steps_left == 0 {
+        if run.state.finished(&run.settings) || steps_left == 0 || stop_requested() {
             break;
         }
     }
     progress.finish();
+    if stop_requested() && !run.state.finished(&run.settings) {
+        // Ctrl-C: the run is saved; its history so far, and how to resume it.
+        save_json(&out, "history.json", &run.state.history)?;
+        return Err(Interrupted { resume: format!("llm finetune-spam --resume {}", out.display()) }.into());
+    }
     let training_seconds = started.elapsed().as_secs_f64();
     println!("Training completed in {:.2} minutes.", training_seconds / 60.0);
     if !run.state.finished(&run.settings) {

@@ -9,6 +9,7 @@ mod finetune_spam;
 mod chat;
 mod finetune_instruct;
 mod generate;
+mod interrupt;
 mod model_source;
 mod pretrain;
 mod progress;
@@ -63,6 +64,10 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            if let Some(interrupted) = error.downcast_ref::<interrupt::Interrupted>() {
+                eprintln!("{interrupted}");
+                return ExitCode::from(interrupt::EXIT_INTERRUPTED);
+            }
             eprintln!("{}", error_report(&error));
             ExitCode::FAILURE
         }

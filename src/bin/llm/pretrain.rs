@@ -20,11 +20,12 @@ use llm_from_scratch::ch02::{create_dataloader_v1, BpeTokenizer, DataStore, THE_
 use llm_from_scratch::ch04::GptModel;
 use llm_from_scratch::appendix_d::{LrSchedule, TrainExtras};
 use llm_from_scratch::ch05::{
-    read_checkpoint, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainEvent, TrainSettings, TrainState,
+    read_checkpoint, save_checkpoint, stop_requested, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainEvent, TrainSettings, TrainState,
 };
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
+use crate::interrupt::{stop_on_signals, Interrupted};
 use crate::model_source::ModelArgs;
 use crate::progress::{save_figure, save_json, Progress};
 
@@ -165,6 +166,7 @@ pub fn kept_checkpoint_note(out: &std::path::Path) -> String {
 }
 
 pub fn run(args: PretrainArgs) -> Result<()> {
+    stop_on_signals();
     let report = llm_from_scratch::device_report();
     eprintln!("{report}");
     let device = report.device;
@@ -283,6 +285,9 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         }
         steps_left -= chunk;
         save_checkpoint(&out, &vs, Some(&optimizer), &meta_for(&state, &optimizer))?;
+        if stop_requested() {
+            break; // Ctrl-C: the run is saved; write its history, then say how to resume it
+        }
     }
     progress.finish();
     save_json(&out, "history.json", &state.history)?;
@@ -295,5 +300,8 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         state.tokens_seen,
         out.display()
     );
+    if stop_requested() && !state.finished(&settings) {
+        return Err(Interrupted { resume: format!("llm pretrain --resume {}", out.display()) }.into());
+    }
     Ok(())
 }
