@@ -1,6 +1,6 @@
 //! Issue 13, the reliability of long runs: a diverging loss stops `llm pretrain` and keeps the
 //! last good checkpoint; Ctrl-C (SIGINT) saves the run, which resumes to the uninterrupted
-//! run's end exactly; a second Ctrl-C exits at once.
+//! run's end exactly; a second Ctrl-C exits at once; `llm finetune-spam` saves after every epoch.
 
 mod common;
 
@@ -148,5 +148,33 @@ fn ctrl_c_saves_a_pretrain_run_that_resumes_to_the_uninterrupted_end() {
     let (code, _, stderr) = interrupt(&run(&twice), "(Step 000002)", 2);
     assert_eq!(code, Some(130), "{stderr}");
     assert!(!stderr.contains("continue it with"), "exited without saving:\n{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn finetune_spam_saves_its_run_after_every_epoch() {
+    let dir = std::env::temp_dir().join(format!("llm-fs-rel-epochs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llm"));
+    cmd.args(["finetune-spam", "--config", "tiny", "--epochs", "3", "--eval-freq", "1000", "--eval-iter", "1", "--out", dir.to_str().unwrap()]);
+    cmd.env_remove("RUST_BACKTRACE").env("OMP_NUM_THREADS", "1").stdout(Stdio::null()).stderr(Stdio::null());
+    if let Some(data) = common::store().local_dir {
+        cmd.env("LLM_DATA_DIR", data);
+    }
+    let mut child = cmd.spawn().expect("start llm");
+    // The first save (checkpoint.json is written last) comes at the end of the first epoch: a
+    // crash then (SIGKILL: nothing runs after it) keeps that epoch.
+    let started = std::time::Instant::now();
+    while !dir.join("checkpoint.json").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "llm finetune-spam ended before its first save");
+        assert!(started.elapsed().as_secs() < 300, "no checkpoint after 5 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let ckpt = read_checkpoint(&dir).expect("the first epoch's checkpoint loads");
+    let state = &ckpt.meta.state;
+    assert_eq!((state.epoch, state.batch_in_epoch, state.steps_done), (1, 0, 130), "saved at the end of epoch 1 (130 batches)");
+    assert_eq!(state.history.train_accs.len(), 1, "with the first epoch's accuracies");
     std::fs::remove_dir_all(&dir).unwrap();
 }

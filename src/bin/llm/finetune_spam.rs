@@ -77,7 +77,8 @@ pub struct FinetuneSpamArgs {
     /// peak learning rate is --lr).
     #[command(flatten)]
     pub schedule: ScheduleArgs,
-    /// Also save the run every this many steps (it is always saved at the end).
+    /// Also save the run every this many steps (it is always saved at the end of every epoch, and
+    /// at the end).
     #[arg(long)]
     pub save_every: Option<usize>,
     /// Stop after this many steps of this invocation and save the run, to be continued with
@@ -187,7 +188,8 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
         }
     }
 
-    // 6.7: fine-tuning, saved every --save-every steps and at the end (or at --stop-after).
+    // 6.7: fine-tuning, saved every --save-every steps, at the end of every epoch (a crash loses
+    // at most an epoch) and at the end (or at --stop-after).
     eprintln!(
         "AdamW lr {}, weight decay {}{}",
         run.optimizer.lr,
@@ -200,7 +202,8 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     let (started, examples_at_start) = (Instant::now(), run.state.tokens_seen);
     let mut steps_left = args.stop_after.unwrap_or(usize::MAX);
     loop {
-        let chunk = args.save_every.map_or(usize::MAX, |n| n.max(1)).min(steps_left);
+        let to_epoch_end = train_loader.len() - run.state.batch_in_epoch;
+        let chunk = args.save_every.map_or(to_epoch_end, |n| n.max(1).min(to_epoch_end)).min(steps_left);
         if let Err(e) = run.train(&train_loader, &val_loader, Some(chunk), &mut |event| progress.train_event(event)) {
             progress.finish();
             eprintln!("{}", crate::pretrain::kept_checkpoint_note(&out));
