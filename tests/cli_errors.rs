@@ -52,5 +52,22 @@ fn bad_inputs_give_one_clear_line_and_no_backtrace() {
     assert!(stderr.contains("\n  caused by: No such file or directory"), "{stderr}");
     let (_, stderr) = llm_with_backtraces(&cases[5].0);
     assert!(stderr.contains(&format!("\n  caused by: {corrupt}/checkpoint.safetensors: truncated or not a safetensors file")), "{stderr}");
+
+    // checkpoint.json is the config read: one edited to disagree with the weights is an error
+    // naming the tensor and both shapes.
+    let text = dir.join("text.txt");
+    std::fs::write(&text, &common::text(&llm_from_scratch::data::THE_VERDICT)[..3000]).unwrap();
+    let run = p("run");
+    common::llm_succeeds(&["pretrain", "--data", text.to_str().unwrap(), "--config", "tiny", "--context-length", "16", "--batch-size", "8", "--max-steps", "1", "--out", &run]);
+    let json_file = dir.join("run/checkpoint.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_file).unwrap()).unwrap();
+    json["config"]["emb_dim"] = 64.into();
+    std::fs::write(&json_file, json.to_string()).unwrap();
+    let (status, stderr) = llm_with_backtraces(&["generate", "--model", &run, "--prompt", "Hi"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    let want = format!(
+        "error: loading the model of {run}\n  caused by: config {run}/checkpoint.json: the config gives tensor 'tok_emb.weight' shape [50257, 64], the file has [50257, 128] in {run}/checkpoint.safetensors"
+    );
+    assert!(stderr.contains(&want), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
