@@ -1,6 +1,7 @@
 //! Issue 13, the reliability of long runs: a diverging loss stops `llm pretrain` and keeps the
 //! last good checkpoint; Ctrl-C (SIGINT) saves the run, which resumes to the uninterrupted
-//! run's end exactly; a second Ctrl-C exits at once; `llm finetune-spam` saves after every epoch.
+//! run's end exactly (`llm pretrain`, `llm finetune-instruct`); a second Ctrl-C exits at once;
+//! `llm finetune-spam` saves after every epoch.
 
 mod common;
 
@@ -176,5 +177,47 @@ fn finetune_spam_saves_its_run_after_every_epoch() {
     let state = &ckpt.meta.state;
     assert_eq!((state.epoch, state.batch_in_epoch, state.steps_done), (1, 0, 130), "saved at the end of epoch 1 (130 batches)");
     assert_eq!(state.history.train_accs.len(), 1, "with the first epoch's accuracies");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ctrl_c_saves_a_finetune_instruct_run_that_resumes_to_the_uninterrupted_end() {
+    let dir = std::env::temp_dir().join(format!("llm-fs-rel-instruct-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // 40 entries: 34 training ones, 17 batches of 2 per epoch.
+    let entries: Vec<serde_json::Value> = common::instruction_entries()[..40]
+        .iter()
+        .map(|(instruction, input, output)| serde_json::json!({"instruction": instruction, "input": input, "output": output}))
+        .collect();
+    let data = dir.join("data.json");
+    std::fs::write(&data, serde_json::to_string(&entries).unwrap()).unwrap();
+    let (stopped, straight) = (dir.join("stopped"), dir.join("straight"));
+    let run = |out: &Path| -> Vec<String> {
+        let d = data.to_str().unwrap();
+        owned(&["finetune-instruct", "--config", "tiny", "--data", d, "--epochs", "2", "--batch-size", "2", "--allowed-max-length", "64", "--lr", "1e-3"])
+            .into_iter()
+            .chain(owned(&["--eval-freq", "5", "--eval-iter", "1", "--sample-tokens", "2", "--max-new-tokens", "3", "--test-limit", "1", "--out", out.to_str().unwrap()]))
+            .collect()
+    };
+    let (code, stdout, stderr) = interrupt(&run(&stopped), "(Step 000005)", 1);
+    assert_eq!(code, Some(130), "stopped by Ctrl-C:\n{stdout}\n{stderr}");
+    let resume = format!("llm finetune-instruct --resume {}", stopped.display());
+    assert!(stderr.contains(&format!("continue it with `{resume}`")), "{stderr}");
+    let saved = read_checkpoint(&stopped).expect("the interrupted run is saved");
+    assert!((6..34).contains(&saved.meta.state.steps_done), "{:?}", saved.meta.state);
+    assert!(!saved.optimizer.is_empty(), "with AdamW's state");
+
+    let resume_args: Vec<&str> = resume.split(' ').skip(1).chain(["--test-limit", "1", "--max-new-tokens", "3"]).collect();
+    common::llm_succeeds(&resume_args);
+    common::llm_succeeds(&run(&straight).iter().map(String::as_str).collect::<Vec<_>>());
+    let (a, b) = (read_checkpoint(&stopped).unwrap(), read_checkpoint(&straight).unwrap());
+    assert_eq!(a.meta.state, b.meta.state, "same steps, tokens and history");
+    assert_eq!(a.meta.state.steps_done, 34);
+    for (name, t) in &a.model {
+        assert!(t.equal(&b.model[name]), "parameter {name} differs from the uninterrupted run's");
+    }
+    let file = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    assert_eq!(file(&stopped, "instruction-data-with-response.json"), file(&straight, "instruction-data-with-response.json"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
