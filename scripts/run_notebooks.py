@@ -20,6 +20,8 @@ Exit status: 0 when every notebook ran clean, 1 otherwise. The last line reads
 
 A cell that shows an error on purpose (teaching what a bad input does) carries the cell tag
 "allow-error": then stderr text and an `Err` value are accepted; panics and error outputs never are.
+A cell that panics on purpose (showing that the variables of earlier cells survive a panic, evcxr's
+`:preserve_vars_on_panic`, on by default) carries "allow-panic": then its panic is accepted too.
 
 --update writes the executed outputs back into the source notebooks (to commit the outputs of a
 real run, so the notebooks read well on a code host).
@@ -38,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 KERNEL = "llm-from-scratch"
 PANIC = "panicked at"
 ALLOW_ERROR_TAG = "allow-error"
+ALLOW_PANIC_TAG = "allow-panic"
 # stderr lines that report progress, not errors: the data module's `downloading <file> from <url>`.
 # How long the runner waits, after a cell's "idle" status, for output the kernel sends late.
 LATE_OUTPUT_S = 0.2
@@ -68,7 +71,9 @@ def _texts(output: dict) -> list[str]:
 def cell_problems(cell: dict) -> list[str]:
     """Why this executed cell counts as failed: one line per problem, empty when it is fine."""
     problems: list[str] = []
-    allow_error = ALLOW_ERROR_TAG in cell.get("metadata", {}).get("tags", [])
+    tags = cell.get("metadata", {}).get("tags", [])
+    allow_panic = ALLOW_PANIC_TAG in tags
+    allow_error = ALLOW_ERROR_TAG in tags or allow_panic
     outputs = cell.get("outputs", [])
     stderr = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr")
     stderr = "\n".join(line for line in stderr.splitlines() if not PROGRESS_LINE.match(line.strip()))
@@ -81,12 +86,13 @@ def cell_problems(cell: dict) -> list[str]:
             continue  # judged as a whole below (evcxr splits stderr into many small outputs)
         for text in _texts(output):
             if PANIC in text:
-                problems.append(f"panic: {_panic_excerpt(text)}")
+                if not allow_panic:
+                    problems.append(f"panic: {_panic_excerpt(text)}")
             elif not allow_error and output.get("output_type") == "execute_result" and text.lstrip().startswith("Err("):
                 problems.append(f"the cell's value is an Err: {_first_lines(text)}")
     stdout = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") != "stderr")
     for text in (stdout, stderr):
-        if PANIC in text:
+        if PANIC in text and not allow_panic:
             problems.append(f"panic: {_panic_excerpt(text)}")
     if stderr.strip() and PANIC not in stderr and not allow_error:
         problems.append(f"stderr (an Err returned by `?`, or an error message): {_first_lines(stderr)}")

@@ -66,6 +66,15 @@ pub enum Error {
     /// The weight file holds a tensor that the model has no parameter for.
     #[error("{path}: tensor '{name}' is not a parameter of the model")]
     UnexpectedTensor { name: String, path: PathBuf },
+    /// Training diverged at a step: its loss or the global norm of its gradients (appendix D's
+    /// clipping) is NaN or infinite (the loop stopped before updating the weights, which are
+    /// those after the last finite step), or the training loss evaluated after it is (the
+    /// step's update was applied: do not save those weights).
+    #[error(
+        "training diverged at step {step}: {what} is {value} (last finite loss: {}); lower the learning rate or clip the gradients",
+        .last_finite.map_or("none".to_string(), |(s, l)| format!("{l:.4} at step {s}"))
+    )]
+    NonFiniteLoss { step: i64, what: &'static str, value: f64, last_finite: Option<(i64, f64)> },
     /// A judge model's chat server (chapter 7.8) could not be reached or answered badly.
     #[error("judge at {url}: {reason}")]
     Judge { url: String, reason: String },

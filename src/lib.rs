@@ -101,6 +101,7 @@ pub mod ch04 {
 /// Chapter 5, "Pretraining on unlabeled data".
 pub mod ch05 {
     pub use crate::training::checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta};
+    pub use crate::training::interrupt::{clear_stop, request_stop, stop_requested};
     pub use crate::viz::figures::LossPlot;
     pub use crate::training::generate::{
         generate, sample_counts, softmax_with_temperature, top_k_logits, toy_next_token_logits, TOY_NEXT_TOKEN_LOGITS,

@@ -181,7 +181,7 @@ fn a_tiny_classifier_beats_the_majority_class_on_real_data() {
     prepare_classifier(&mut model, &vs, 2);
     let mut optimizer = AdamW::new(&vs, 1e-3, 0.1);
     let settings = ClassifierSettings { max_steps: Some(60), ..ClassifierSettings::classifier(1, 25, 2) };
-    let state = train_classifier(&model, &train_loader, &val_loader, &mut optimizer, Device::Cpu, &settings, &mut |_| {});
+    let state = train_classifier(&model, &train_loader, &val_loader, &mut optimizer, Device::Cpu, &settings, &mut |_| {}).unwrap();
     assert_eq!((state.steps_done, state.tokens_seen), (60, 480), "(steps, examples seen)");
     let history = state.history;
     assert_eq!(history.steps, [0, 25, 50], "evaluations at the book's global steps");

@@ -10,9 +10,16 @@
 //!   config, AdamW's hyper-parameters, the training settings and the [`TrainState`] (step,
 //!   epoch, tokens seen, history).
 //!
-//! A readable copy of that JSON is written beside it as `checkpoint.json`. Both are written to a
-//! temporary file in the same folder, flushed, then renamed over the old one, so a save that is
-//! interrupted leaves the previous checkpoint whole.
+//! The same JSON is written beside it as `checkpoint.json`, and that file is the one
+//! [`read_checkpoint`] reads: edit it (another `start_context`, more `num_epochs`) and the edit
+//! counts. A config that disagrees with the tensors (another `emb_dim`) is an error naming the
+//! tensor and both shapes. Both files carry the same `save_id`; a `checkpoint.json` with another
+//! one (a save interrupted between the two files, or a JSON copied from another checkpoint) is
+//! ignored in favour of the header's copy, which is always written with the tensors. A lone
+//! `.safetensors` file is read with its header's metadata.
+//!
+//! Both files are written to a temporary file in the same folder, flushed, then renamed over the
+//! old one, so a save that is interrupted leaves the previous checkpoint whole.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -33,6 +40,8 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 /// The readable copy of the metadata.
 pub const METADATA_FILE: &str = "checkpoint.json";
 const METADATA_KEY: &str = "llm_from_scratch";
+/// The key of the JSON (in both copies) that ties `checkpoint.json` to the tensors of its save.
+const SAVE_ID_KEY: &str = "save_id";
 const OPTIMIZER_PREFIX: &str = "optimizer.";
 /// Version of the metadata layout, checked on load.
 pub const FORMAT_VERSION: u32 = 1;
@@ -111,7 +120,10 @@ pub fn save_checkpoint(dir: impl AsRef<Path>, vs: &VarStore, optimizer: Option<&
     }
     let mut meta = meta.clone();
     meta.optimizer = optimizer.map(AdamW::hyper_parameters);
-    let json = serde_json::to_string_pretty(&meta).expect("checkpoint metadata serialises");
+    let mut value = serde_json::to_value(&meta).expect("checkpoint metadata serialises");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    value[SAVE_ID_KEY] = format!("{}-{}-{}", now.as_secs(), now.subsec_nanos(), std::process::id()).into();
+    let json = serde_json::to_string_pretty(&value).expect("checkpoint metadata serialises");
     write_safetensors(&dir.join(CHECKPOINT_FILE), &named, &BTreeMap::from([(METADATA_KEY.to_string(), json.clone())]))?;
     write_atomic(&dir.join(METADATA_FILE), json.as_bytes())
 }
@@ -123,11 +135,27 @@ pub fn read_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint> {
     let file = if path.is_dir() { path.join(CHECKPOINT_FILE) } else { path.to_path_buf() };
     let st = SafetensorsFile::open(&file)?;
     let bad = |reason: String| Error::Format { path: file.clone(), reason };
-    let json = st
+    let header = st
         .metadata
         .get(METADATA_KEY)
         .ok_or_else(|| bad(format!("no '{METADATA_KEY}' metadata: not a checkpoint written by llm-from-scratch")))?;
-    let meta: CheckpointMeta = serde_json::from_str(json).map_err(|e| bad(format!("checkpoint metadata: {e}")))?;
+    let header: serde_json::Value = serde_json::from_str(header).map_err(|e| bad(format!("checkpoint metadata: {e}")))?;
+    // checkpoint.json beside the file, when it belongs to the same save: the one source of truth.
+    let json_file = file.with_file_name(METADATA_FILE);
+    let (json, meta_path) = match std::fs::read(&json_file) {
+        Ok(bytes) => {
+            let json: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Format { path: json_file.clone(), reason: format!("not JSON: {e}") })?;
+            match header.get(SAVE_ID_KEY) {
+                Some(id) if json.get(SAVE_ID_KEY) == Some(id) => (json, json_file),
+                _ => (header, file.clone()), // another save's JSON, or a checkpoint from before save ids
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (header, file.clone()),
+        Err(e) => return Err(Error::io(json_file, e)),
+    };
+    let meta: CheckpointMeta = serde_json::from_value(json)
+        .map_err(|e| Error::Format { path: meta_path.clone(), reason: format!("checkpoint metadata: {e}") })?;
     if meta.format_version != FORMAT_VERSION {
         return Err(bad(format!("checkpoint format {} (this version reads {FORMAT_VERSION})", meta.format_version)));
     }
@@ -142,7 +170,101 @@ pub fn read_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint> {
         }
     }
     optimizer.sort_by(|a, b| a.0.cmp(&b.0));
+    check_config_against_tensors(&meta.config, &model, &meta_path, &file)?;
     Ok(Checkpoint { path: file, meta, model, optimizer })
 }
 
+/// The shapes that `config` gives the tensors which every GPT model has (embeddings, the first
+/// and last blocks' query weights and feed-forward, the final norm) must be the file's, and the
+/// file must hold `n_layers` blocks: an error names the tensor, both shapes and both files.
+fn check_config_against_tensors(cfg: &GptConfig, tensors: &HashMap<String, Tensor>, meta_path: &Path, file: &Path) -> Result<()> {
+    let e = cfg.emb_dim;
+    let last = cfg.n_layers - 1;
+    let expected: Vec<(String, Vec<i64>)> = vec![
+        ("tok_emb.weight".into(), vec![cfg.vocab_size, e]),
+        ("pos_emb.weight".into(), vec![cfg.context_length, e]),
+        ("trf_blocks.0.att.W_query.weight".into(), vec![e, e]),
+        ("trf_blocks.0.ff.layers.0.weight".into(), vec![4 * e, e]),
+        (format!("trf_blocks.{last}.att.W_query.weight"), vec![e, e]),
+        ("final_norm.scale".into(), vec![e]),
+    ];
+    let disagree = |reason: String| Error::Config {
+        what: meta_path.display().to_string(),
+        reason: format!("{reason} in {} (the config disagrees with the weights)", file.display()),
+    };
+    for (name, shape) in expected {
+        match tensors.get(&name) {
+            Some(t) if t.size() != shape => {
+                return Err(disagree(format!("the config gives tensor '{name}' shape {shape:?}, the file has {:?}", t.size())));
+            }
+            None if name.ends_with(".W_query.weight") && tensors.contains_key("trf_blocks.0.att.W_query.weight") => {
+                return Err(disagree(format!("n_layers {} needs tensor '{name}', missing", cfg.n_layers)));
+            }
+            _ => {}
+        }
+    }
+    let next_block = format!("trf_blocks.{}.", cfg.n_layers);
+    if let Some(name) = tensors.keys().filter(|k| k.starts_with(&next_block)).min() {
+        return Err(disagree(format!("n_layers {} has no block {}, but the file holds tensor '{name}'", cfg.n_layers, cfg.n_layers)));
+    }
+    Ok(())
+}
 
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::model::GptModel;
+    use crate::training::trainer::TrainSettings;
+    use tch::Device;
+
+    fn edit_json(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+        let path = dir.join(METADATA_FILE);
+        let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        edit(&mut json);
+        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn checkpoint_json_is_read_and_checked_against_the_tensors() {
+        let dir = std::env::temp_dir().join(format!("llm-fs-ckpt-json-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = GptConfig { vocab_size: 50, context_length: 8, emb_dim: 16, n_heads: 2, n_layers: 2, ..GptConfig::tiny() };
+        let vs = VarStore::new(Device::Cpu);
+        let _model = GptModel::new(&vs.root(), &cfg);
+        let meta = CheckpointMeta::run(&cfg, &TrainSettings::book(2, 5, 1, "Hi"), &TrainState::default());
+        save_checkpoint(&dir, &vs, None, &meta).unwrap();
+        assert_eq!(read_checkpoint(&dir).unwrap().meta, meta, "read back as saved");
+
+        // An edit of checkpoint.json counts: it is the file read.
+        edit_json(&dir, |j| j["settings"]["num_epochs"] = 7.into());
+        assert_eq!(read_checkpoint(&dir).unwrap().meta.settings.unwrap().num_epochs, 7);
+
+        // A config that disagrees with the tensors is an error naming the tensor and both shapes.
+        edit_json(&dir, |j| j["config"]["emb_dim"] = 32.into());
+        let err = read_checkpoint(&dir).unwrap_err().to_string();
+        let json_path = dir.join(METADATA_FILE);
+        assert!(err.starts_with(&format!("config {}: the config gives tensor 'tok_emb.weight' shape [50, 32], the file has [50, 16] in ", json_path.display())), "{err}");
+        edit_json(&dir, |j| {
+            j["config"]["emb_dim"] = 16.into();
+            j["config"]["n_layers"] = 1.into();
+        });
+        let err = read_checkpoint(&dir).unwrap_err().to_string();
+        assert!(err.contains("n_layers 1 has no block 1, but the file holds tensor 'trf_blocks.1."), "{err}");
+        edit_json(&dir, |j| j["config"]["n_layers"] = 3.into());
+        let err = read_checkpoint(&dir).unwrap_err().to_string();
+        assert!(err.contains("n_layers 3 needs tensor 'trf_blocks.2.att.W_query.weight', missing"), "{err}");
+
+        // A checkpoint.json of another save (one interrupted between the two files) is ignored:
+        // the header's copy, written with the tensors, is read.
+        edit_json(&dir, |j| {
+            j["config"]["n_layers"] = 3.into();
+            j[SAVE_ID_KEY] = "another save".into();
+        });
+        assert_eq!(read_checkpoint(&dir).unwrap().meta, meta, "the header's metadata");
+        std::fs::remove_file(dir.join(METADATA_FILE)).unwrap();
+        assert_eq!(read_checkpoint(&dir).unwrap().meta, meta, "no checkpoint.json: the header's metadata");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -9,9 +9,11 @@
 //! | [`optim`] | 5.2: AdamW with savable state (resumable runs), gradient clipping (appendix D) |
 //! | [`schedule`] | appendix D: linear warmup, cosine decay, gradient clipping |
 //! | [`checkpoint`] | 5.4: checkpoints of model + AdamW + run state that resume exactly |
+//! | [`interrupt`] | (not in the book) a request to stop the training loop before its next step: Ctrl-C in `llm` |
 
 pub mod checkpoint;
 pub mod generate;
+pub mod interrupt;
 pub mod optim;
 pub mod schedule;
 pub mod train;

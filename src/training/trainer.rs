@@ -25,7 +25,8 @@ use std::time::Instant;
 
 use tch::Tensor;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::training::interrupt::stop_requested;
 use crate::text::dataloader::{DataLoader, Dataset};
 use crate::training::optim::AdamW;
 use crate::training::schedule::TrainExtras;
@@ -221,6 +222,10 @@ pub struct TrainState {
     /// Tokens trained on so far, or examples for a task that counts them ([`TrainTask::unit`]).
     pub tokens_seen: i64,
     pub history: TrainHistory,
+    /// The loss of the last step taken (named by [`Error::NonFiniteLoss`] when a later step
+    /// diverges); `None` before the first step.
+    #[serde(default)]
+    pub last_loss: Option<f64>,
 }
 
 impl TrainState {
@@ -299,9 +304,19 @@ pub fn evaluate_task<T: TrainTask, D: Dataset, V: Dataset>(
 /// ([`TrainState::finished`]) or `steps` more steps were taken (whichever comes first),
 /// updating `state` as it goes; `on_event` sees every step, evaluation and end of epoch.
 ///
+/// A stop requested by [`crate::training::interrupt::request_stop`] (the `llm` program's Ctrl-C)
+/// ends the call before the next step, like `steps`; the caller sees it with `stop_requested()`.
+///
 /// `state` can be saved after any call ([`crate::training::checkpoint`]) and passed back, with
 /// the model and AdamW restored, to continue with the same batches, dropout, learning rates and
 /// optimizer state: a run cut into pieces ends where the uninterrupted run ends, bit for bit.
+///
+/// # Errors
+/// [`Error::NonFiniteLoss`] when a step's loss, or the gradient norm of a step that clips, is
+/// NaN or infinite: the loop stops before `optimizer.step()`, so the weights, AdamW's state and
+/// `state` are those after the last finite step. Also when an evaluation's training loss is
+/// (the step before it made the model diverge; its update is applied, so do not save it). A
+/// NaN validation loss alone does not stop (an empty validation loader gives NaN).
 #[allow(clippy::too_many_arguments)]
 pub fn train_steps<T: TrainTask, D: Dataset, V: Dataset>(
     task: &T,
@@ -325,12 +340,18 @@ pub fn train_steps<T: TrainTask, D: Dataset, V: Dataset>(
             if settings.max_steps.is_some_and(|max| state.steps_done >= max) {
                 break; // the run's last step is taken: its epoch ends here
             }
-            if steps_left == 0 {
-                return Ok(());
+            if steps_left == 0 || stop_requested() {
+                return Ok(()); // paused (or asked to stop: Ctrl-C in `llm`) between two steps
             }
             let global_step = state.steps_done; // the book's global_step after `+= 1`
             set_seed(settings.seed.wrapping_add(global_step as u64));
             let loss = task.batch_loss(&input_batch, &target_batch, true);
+            let loss_value = loss.double_value(&[]);
+            let last_finite = state.last_loss.map(|loss| (global_step - 1, loss));
+            let diverged = |what, value| Error::NonFiniteLoss { step: global_step, what, value, last_finite };
+            if !loss_value.is_finite() {
+                return Err(diverged("its loss", loss_value)); // before anything touches the weights
+            }
             // The book's `zero_grad(); loss.backward(); step()`, with gradients created by the
             // backward pass instead of accumulated into zero-filled `.grad` fields (same
             // values; faster and 0.5 GB less memory for GPT-2 small, see `AdamW::backward`).
@@ -338,7 +359,11 @@ pub fn train_steps<T: TrainTask, D: Dataset, V: Dataset>(
             optimizer.backward(&loss);
             // Appendix D: this step's learning rate, and clipping after warmup.
             let grad_norm = settings.extras.as_ref().and_then(|extras| extras.apply(global_step, optimizer).grad_norm);
+            if let Some(norm) = grad_norm.filter(|norm| !norm.is_finite()) {
+                return Err(diverged("its gradient norm", norm)); // clipping scaled the gradients only
+            }
             optimizer.step();
+            state.last_loss = Some(loss_value);
             state.tokens_seen += unit.count(&input_batch);
             state.steps_done += 1;
             state.batch_in_epoch += 1;
@@ -347,7 +372,7 @@ pub fn train_steps<T: TrainTask, D: Dataset, V: Dataset>(
             on_event(&TrainEvent::Step {
                 epoch,
                 global_step,
-                loss: loss.double_value(&[]),
+                loss: loss_value,
                 lr: optimizer.lr,
                 grad_norm,
                 units_per_s: (state.tokens_seen - seen_at_start) as f64 / elapsed,
@@ -355,6 +380,15 @@ pub fn train_steps<T: TrainTask, D: Dataset, V: Dataset>(
             });
             if global_step % settings.eval_freq.max(1) == 0 {
                 let (train_loss, val_loss) = evaluate_task(task, train_loader, val_loader, settings.eval_iter);
+                if !train_loss.is_finite() {
+                    // The step's update made the model diverge: stop before a caller saves it.
+                    return Err(Error::NonFiniteLoss {
+                        step: global_step,
+                        what: "the training loss evaluated after it",
+                        value: train_loss,
+                        last_finite: Some((global_step, loss_value)),
+                    });
+                }
                 let h = &mut state.history;
                 h.train_losses.push(train_loss);
                 h.val_losses.push(val_loss);
@@ -434,6 +468,87 @@ mod tests {
         assert!(last < first, "the regression learns: {first} -> {last}");
         train_steps(&task, &train, &val, &mut optimizer, &settings, &mut state, None, &mut |_| {}).unwrap();
         assert_eq!(state.steps_done, 20, "a finished run takes no more steps");
+    }
+
+    #[test]
+    fn a_diverging_loss_stops_before_the_weights_change() {
+        let _rng = crate::util::device::rng_lock();
+        let (train, val) = loaders();
+        set_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let layer = crate::nn::layers::Linear::new(&vs.root(), 4, 1, true);
+        /// The regression, evaluated as 0: the step's own loss check is what stops it.
+        struct TrainOnly<'a>(Regression<'a>);
+        impl TrainTask for TrainOnly<'_> {
+            fn batch_loss(&self, input_batch: &Tensor, target_batch: &Tensor, train: bool) -> Tensor {
+                let loss = self.0.batch_loss(input_batch, target_batch, train);
+                if train { loss } else { loss.zeros_like() }
+            }
+        }
+        let task = TrainOnly(Regression { layer: &layer });
+        let mut optimizer = AdamW::new(&vs, 1e20, 0.0); // an absurd learning rate: (1e20 x)^2 overflows f32
+        let settings = TrainSettings::classifier(3, 100, 1);
+        let mut state = TrainState::default();
+        let mut after_step = Vec::new(); // the weight after each finite step, and its loss
+        let err = train_steps(&task, &train, &val, &mut optimizer, &settings, &mut state, None, &mut |e| {
+            if let TrainEvent::Step { loss, .. } = e {
+                after_step.push((layer.weight.copy(), *loss));
+            }
+        })
+        .expect_err("the loss overflows");
+        let (last_weight, last_loss) = after_step.last().expect("the first steps are finite");
+        let step = after_step.len() as i64;
+        match &err {
+            Error::NonFiniteLoss { step: s, what, value, last_finite } => {
+                assert_eq!((*s, *what, *last_finite), (step, "its loss", Some((step - 1, *last_loss))), "{err}");
+                assert!(!value.is_finite(), "{err}");
+            }
+            other => panic!("expected NonFiniteLoss, got {other}"),
+        }
+        let message = err.to_string();
+        assert!(message.starts_with(&format!("training diverged at step {step}: its loss is ")), "{message}");
+        assert!(message.contains(&format!("at step {}", step - 1)), "names the last finite step: {message}");
+        assert!(layer.weight.equal(last_weight), "the weights are those after step {}", step - 1);
+        assert!(bool::try_from(layer.weight.isfinite().all()).unwrap(), "finite weights kept");
+        assert_eq!((state.steps_done, state.last_loss), (step, Some(*last_loss)), "the state stops at the last finite step");
+
+        // Evaluated as it trains, the first step's evaluation already overflows: it stops there.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let layer = crate::nn::layers::Linear::new(&vs.root(), 4, 1, true);
+        let mut optimizer = AdamW::new(&vs, 1e20, 0.0);
+        let mut state = TrainState::default();
+        let task = Regression { layer: &layer };
+        let err = train_steps(&task, &train, &val, &mut optimizer, &settings, &mut state, None, &mut |_| {}).expect_err("diverges");
+        assert!(
+            matches!(err, Error::NonFiniteLoss { step: 0, what: "the training loss evaluated after it", last_finite: Some((0, _)), .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_non_finite_gradient_norm_stops_a_clipped_step() {
+        /// A loss of 0 whose gradient is 0 * infinity: sqrt'(0) = infinity.
+        struct SqrtOfZero<'a> {
+            layer: &'a crate::nn::layers::Linear,
+        }
+        impl TrainTask for SqrtOfZero<'_> {
+            fn batch_loss(&self, _input: &Tensor, _target: &Tensor, _train: bool) -> Tensor {
+                (self.layer.weight.sum(Kind::Float) * 0.0).sqrt()
+            }
+        }
+        let (train, val) = loaders();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let layer = crate::nn::layers::Linear::new(&vs.root(), 4, 1, true);
+        let before = layer.weight.copy();
+        let mut optimizer = AdamW::new(&vs, 1e-3, 0.0);
+        let schedule = crate::training::schedule::LrSchedule::new(1e-3, 1e-3, 1e-3, 0, 10).unwrap();
+        let settings = TrainSettings { extras: Some(TrainExtras::book(schedule)), ..TrainSettings::classifier(1, 100, 1) };
+        let mut state = TrainState::default();
+        let err = train_steps(&SqrtOfZero { layer: &layer }, &train, &val, &mut optimizer, &settings, &mut state, None, &mut |_| {})
+            .expect_err("the gradient norm is NaN");
+        assert!(matches!(err, Error::NonFiniteLoss { step: 0, what: "its gradient norm", last_finite: None, .. }), "{err}");
+        assert!(err.to_string().contains("last finite loss: none"), "{err}");
+        assert!(layer.weight.equal(&before) && state.steps_done == 0, "no step was taken");
     }
 
     #[test]

@@ -71,6 +71,13 @@ class TestCellProblems:
         bad = cell(stream("stderr", "thread 'x' panicked at a.rs:1:1:\nboom\n"), tags=["allow-error"])
         assert run_notebooks.cell_problems(bad)
 
+    def test_allow_panic_tag_accepts_a_panic_but_not_an_error_output(self):
+        panic = stream("stderr", "thread 'x' panicked at a.rs:1:1:\nboom\n")
+        assert run_notebooks.cell_problems(cell(panic, tags=["allow-panic"])) == []
+        assert run_notebooks.cell_problems(cell(panic))
+        error = {"output_type": "error", "ename": "Error", "evalue": "compile error", "traceback": []}
+        assert run_notebooks.cell_problems(cell(error, tags=["allow-panic"]))
+
     def test_order_puts_chapters_before_appendices(self):
         names = ["appendix-a-x.ipynb", "ch02-y.ipynb", "ch01-z.ipynb", "appendix-d.ipynb"]
         got = [p.name for p in run_notebooks.notebook_order([Path(n) for n in names])]
@@ -143,3 +150,34 @@ class TestWithKernel:
                             tags={0: ["allow-error"]})
         r = run(tmp_path, nb)
         assert r.returncode == 0, r.stdout
+
+@pytest.mark.kernel
+def test_a_trained_model_survives_a_panicking_cell_and_an_err(tmp_path):
+    """Issue 13: evcxr keeps earlier variables when a cell panics or returns an `Err` (its
+    `:preserve_vars_on_panic`, on by default): train a tiny model, panic, fail with `?`, use it.
+    Compiles the crate in the kernel's build folder (seconds when it is warm)."""
+    dep = ':dep llm-from-scratch = { path = "%s", default-features = false }' % REPO
+    train = """use llm_from_scratch::{ch04, ch05, tch};
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+let cfg = ch04::GptConfig { vocab_size: 50, context_length: 8, emb_dim: 16, n_heads: 2, n_layers: 1, ..ch04::GptConfig::tiny() };
+let vs = nn::VarStore::new(Device::Cpu);
+let model = ch04::GptModel::new(&vs.root(), &cfg);
+let mut optimizer = ch05::AdamW::new(&vs, 1e-2, 0.0);
+let ids = Tensor::randint(50, [2, 8], (Kind::Int64, Device::Cpu));
+let loss = model.forward_t(&ids, true).view([-1, 50]).cross_entropy_for_logits(&ids.view([-1]));
+optimizer.backward_step(&loss);
+let trained = model.forward_t(&ids, false).sum(Kind::Float).double_value(&[]);"""
+    use = 'let again = model.forward_t(&ids, false).sum(Kind::Float).double_value(&[]);\nprintln!("{} the same: {}", %s, again == trained);'
+    nb = write_notebook(tmp_path / "survives.ipynb", dep, train, "let v: Vec<u8> = vec![];\nv[3]", use % '"after the panic"',
+                        'let n: u32 = "x".parse::<u32>().map_err(|e| e.to_string())?;\nn', use % '"after the error"',
+                        tags={2: ["allow-panic"], 4: ["allow-error"]})
+    r = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "run_notebooks.py"), "--timeout", "900", "--out", str(tmp_path / "out"), str(nb)],
+        capture_output=True, text=True, timeout=1200,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    executed = nbformat.read(tmp_path / "out" / "survives.ipynb", as_version=4)
+    assert "panicked at" in "".join(o.get("text", "") for o in executed.cells[2].outputs), "the panic is shown"
+    assert executed.cells[3].outputs[0]["text"] == "after the panic the same: true\n"
+    assert executed.cells[5].outputs[0]["text"] == "after the error the same: true\n"

@@ -6,7 +6,11 @@
 //! llm finetune-instruct --weights gpt2 --epochs 1 --out runs/small
 //! llm finetune-instruct --model runs/verdict --out runs/mine      # start from your own pretraining
 //! llm finetune-instruct --config tiny --test-limit 5 --out runs/quick   # random weights: a CPU smoke run
+//! llm finetune-instruct --resume runs/instruct                    # continue a run stopped by Ctrl-C
 //! ```
+//!
+//! Ctrl-C (or SIGTERM) finishes the training step, saves the run with AdamW's state and prints the
+//! command that resumes it (exit status 130); a finished run's checkpoint is the model alone.
 //!
 //! The book's setup is the default: OpenAI's GPT-2 medium (355M), the 1100 entries split
 //! 935 / 110 / 55, batches of 8 cut at 1024 tokens, AdamW lr 5e-5 and weight decay 0.1, 2 epochs,
@@ -23,7 +27,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use llm_from_scratch::ch02::{BpeTokenizer, DataStore};
-use llm_from_scratch::ch05::{evaluate_model, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainSettings, TrainState};
+use llm_from_scratch::ch05::{evaluate_model, read_checkpoint, save_checkpoint, stop_requested, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainSettings, TrainState};
 use llm_from_scratch::ch07::{
     average_score, create_instruction_loaders, format_input, generate_responses, instruction_data, load_instruction_data,
     mean_rouge_l, response_loss, save_responses, set_drop_rate, train_test_val_split, ChatApi, Judge, DEFAULT_JUDGE_MODEL,
@@ -32,10 +36,11 @@ use llm_from_scratch::ch07::{
 use serde::Serialize;
 
 use crate::model_source::ModelArgs;
+use crate::interrupt::{stop_on_signals, Interrupted};
 use crate::progress::{save_figure, save_json, Progress};
 
 /// Arguments of `llm finetune-instruct`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct FinetuneInstructArgs {
     /// The model to finetune: OpenAI's GPT-2 medium (the book's) unless --weights, --model or
     /// --config says otherwise (--config alone: random weights, for quick runs).
@@ -87,8 +92,27 @@ pub struct FinetuneInstructArgs {
     #[arg(long, value_enum, default_value_t = JudgeApi::Ollama)]
     pub judge_api: JudgeApi,
     /// Output folder.
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run that Ctrl-C stopped in this folder (its data, model and training settings
+    /// are reused: leave out the model and training flags), then answer and score as usual.
     #[arg(long)]
-    pub out: PathBuf,
+    pub resume: Option<PathBuf>,
+}
+
+/// What the checkpoint of a run remembers to rebuild it on --resume (its `extra` metadata).
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct RunData {
+    finetuned: String,
+    base: String,
+    data: String,
+    /// The --data file, if one was given (else the book's file from the data folder).
+    #[serde(default)]
+    data_file: Option<PathBuf>,
+    batch_size: usize,
+    allowed_max_length: usize,
+    lr: f64,
+    weight_decay: f64,
 }
 
 /// `--judge-api`: which chat API the judge's server speaks.
@@ -123,6 +147,41 @@ struct Scores {
 }
 
 pub fn run(args: FinetuneInstructArgs) -> Result<()> {
+    stop_on_signals();
+    // --resume: the stopped run's checkpoint; its data and training flags replace the command line's.
+    let (args, resumed) = match &args.resume {
+        Some(dir) => {
+            if !args.model.is_unset() {
+                bail!("--resume continues a run with its own model: leave out --config, --weights and --model");
+            }
+            let ckpt = read_checkpoint(dir).with_context(|| format!("--resume {}: reading the run's checkpoint", dir.display()))?;
+            let run_data: RunData = serde_json::from_value(ckpt.meta.extra.clone())
+                .with_context(|| format!("{}: no `llm finetune-instruct` run data in this checkpoint", ckpt.path.display()))?;
+            let settings = match (&ckpt.meta.settings, &ckpt.meta.optimizer) {
+                (Some(settings), Some(_)) => settings.clone(),
+                _ => bail!("{}: a finished run (saved without its optimizer): nothing to resume", ckpt.path.display()),
+            };
+            let mut model = ModelArgs::of_run(dir);
+            model.seed = settings.seed;
+            let args = FinetuneInstructArgs {
+                model,
+                data: run_data.data_file.clone(),
+                epochs: settings.num_epochs,
+                batch_size: run_data.batch_size,
+                lr: run_data.lr,
+                weight_decay: run_data.weight_decay,
+                allowed_max_length: run_data.allowed_max_length,
+                drop_rate: ckpt.meta.config.drop_rate,
+                eval_freq: settings.eval_freq,
+                eval_iter: settings.eval_iter,
+                sample_tokens: settings.sample_tokens,
+                out: Some(dir.clone()),
+                ..args.clone()
+            };
+            (args, Some((ckpt, run_data.base, settings)))
+        }
+        None => (args, None),
+    };
     let report = llm_from_scratch::device_report();
     eprintln!("{report}");
     let device = report.device;
@@ -167,15 +226,21 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     println!("Training loss: {train_loss:.3}");
     println!("Validation loss: {val_loss:.3}");
 
-    let settings = TrainSettings {
+    let mut settings = TrainSettings {
         seed,
         sample_tokens: args.sample_tokens,
         ..TrainSettings::book(args.epochs, args.eval_freq, args.eval_iter, &format_input(&val_data[0]))
     };
     let mut state = TrainState::default();
     let mut optimizer = AdamW::new(vs, args.lr, args.weight_decay);
-    let total_steps = (args.epochs * train_loader.len()).min(args.max_steps.unwrap_or(usize::MAX));
-    let progress = Progress::new(total_steps as u64, 0, "steps");
+    let mut base = source.describe();
+    if let Some((ckpt, run_base, run_settings)) = &resumed {
+        ckpt.load_optimizer(&mut optimizer)?;
+        (settings, state, base) = (run_settings.clone(), ckpt.meta.state.clone(), run_base.clone());
+        eprintln!("resuming {} at step {} (epoch {})", ckpt.path.display(), state.steps_done, state.epoch + 1);
+    }
+    let total_steps = (args.epochs * train_loader.len()).min(args.max_steps.map_or(usize::MAX, |n| n + state.steps_done as usize));
+    let progress = Progress::new(total_steps as u64, state.steps_done as u64, "steps");
     eprintln!(
         "finetuning {} parameters on {} batches of up to {} x {allowed_max_length} tokens per epoch, {} epochs",
         llm_from_scratch::ch04::num_parameters(vs),
@@ -189,21 +254,28 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     progress.finish();
     eprintln!("training took {:.2} minutes", started.elapsed().as_secs_f64() / 60.0);
 
-    let out = &args.out;
+    let out = args.out.as_ref().expect("clap requires --out or --resume");
     let meta = CheckpointMeta {
         settings: Some(settings.clone()),
         state: state.clone(),
-        extra: serde_json::json!({
-            "finetuned": "instruct",
-            "base": source.describe(),
-            "data": args.data.as_ref().map_or("instruction-data.json".to_string(), |p| p.display().to_string()),
-            "batch_size": args.batch_size,
-            "allowed_max_length": allowed_max_length,
-            "lr": args.lr,
-            "weight_decay": args.weight_decay,
-        }),
+        extra: serde_json::to_value(RunData {
+            finetuned: "instruct".into(),
+            base,
+            data: args.data.as_ref().map_or("instruction-data.json".to_string(), |p| p.display().to_string()),
+            data_file: args.data.clone(),
+            batch_size: args.batch_size,
+            allowed_max_length,
+            lr: args.lr,
+            weight_decay: args.weight_decay,
+        })?,
         ..CheckpointMeta::model_only(&cfg)
     };
+    if stop_requested() && !state.finished(&settings) {
+        // Ctrl-C: the run with AdamW's state, to be resumed; no answers or scores yet.
+        save_checkpoint(out, vs, Some(&optimizer), &meta)?;
+        save_json(out, "history.json", &state.history)?;
+        return Err(Interrupted { resume: format!("llm finetune-instruct --resume {}", out.display()) }.into());
+    }
     save_checkpoint(out, vs, None, &meta)?;
     save_json(out, "history.json", &state.history)?;
     if !state.history.epochs.is_empty() {

@@ -28,9 +28,11 @@ use llm_from_scratch::ch06::{
     calc_accuracy_loader, prepare_classifier, prepare_spam_splits, read_csv, set_drop_rate, AdamW, BpeTokenizer, ClassifierHistory,
     ClassifierInfo, ClassifierRun, DataLoader, SpamDataset, SpamSplits, TrainSettings, PAD_TOKEN_ID,
 };
+use llm_from_scratch::ch05::stop_requested;
 use llm_from_scratch::data::DataStore;
 use serde::{Deserialize, Serialize};
 
+use crate::interrupt::{stop_on_signals, Interrupted};
 use crate::model_source::ModelArgs;
 use crate::pretrain::ScheduleArgs;
 use crate::progress::{save_figure, save_json, Progress};
@@ -75,7 +77,8 @@ pub struct FinetuneSpamArgs {
     /// peak learning rate is --lr).
     #[command(flatten)]
     pub schedule: ScheduleArgs,
-    /// Also save the run every this many steps (it is always saved at the end).
+    /// Also save the run every this many steps (it is always saved at the end of every epoch, and
+    /// at the end).
     #[arg(long)]
     pub save_every: Option<usize>,
     /// Stop after this many steps of this invocation and save the run, to be continued with
@@ -113,6 +116,7 @@ struct Results {
 }
 
 pub fn run(args: FinetuneSpamArgs) -> Result<()> {
+    stop_on_signals();
     let report = llm_from_scratch::device_report();
     eprintln!("{report}");
     let device = report.device;
@@ -184,7 +188,8 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
         }
     }
 
-    // 6.7: fine-tuning, saved every --save-every steps and at the end (or at --stop-after).
+    // 6.7: fine-tuning, saved every --save-every steps, at the end of every epoch (a crash loses
+    // at most an epoch) and at the end (or at --stop-after).
     eprintln!(
         "AdamW lr {}, weight decay {}{}",
         run.optimizer.lr,
@@ -197,15 +202,25 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     let (started, examples_at_start) = (Instant::now(), run.state.tokens_seen);
     let mut steps_left = args.stop_after.unwrap_or(usize::MAX);
     loop {
-        let chunk = args.save_every.map_or(usize::MAX, |n| n.max(1)).min(steps_left);
-        run.train(&train_loader, &val_loader, Some(chunk), &mut |event| progress.train_event(event))?;
+        let to_epoch_end = train_loader.len() - run.state.batch_in_epoch;
+        let chunk = args.save_every.map_or(to_epoch_end, |n| n.max(1).min(to_epoch_end)).min(steps_left);
+        if let Err(e) = run.train(&train_loader, &val_loader, Some(chunk), &mut |event| progress.train_event(event)) {
+            progress.finish();
+            eprintln!("{}", crate::pretrain::kept_checkpoint_note(&out));
+            return Err(e.into()); // the last checkpoint is not replaced by the diverged state
+        }
         steps_left -= chunk;
         run.save(&out)?;
-        if run.state.finished(&run.settings) || steps_left == 0 {
+        if run.state.finished(&run.settings) || steps_left == 0 || stop_requested() {
             break;
         }
     }
     progress.finish();
+    if stop_requested() && !run.state.finished(&run.settings) {
+        // Ctrl-C: the run is saved; its history so far, and how to resume it.
+        save_json(&out, "history.json", &run.state.history)?;
+        return Err(Interrupted { resume: format!("llm finetune-spam --resume {}", out.display()) }.into());
+    }
     let training_seconds = started.elapsed().as_secs_f64();
     println!("Training completed in {:.2} minutes.", training_seconds / 60.0);
     if !run.state.finished(&run.settings) {

@@ -9,11 +9,14 @@ mod finetune_spam;
 mod chat;
 mod finetune_instruct;
 mod generate;
+mod interrupt;
 mod model_source;
 mod pretrain;
 mod progress;
 mod respond;
 mod tokenize;
+
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -52,9 +55,42 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
+/// Run the command; an error is printed as `error: <message>` and one `  caused by: <cause>`
+/// line per cause, without a backtrace even when `RUST_BACKTRACE` is set (it is for developers:
+/// a panic still shows where it happened), and the program exits with status 1. Clap prints its
+/// own usage errors (`error: invalid value 'abc' for '--lr <LR>'`) and exits with status 2.
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if let Some(interrupted) = error.downcast_ref::<interrupt::Interrupted>() {
+                eprintln!("{interrupted}");
+                return ExitCode::from(interrupt::EXIT_INTERRUPTED);
+            }
+            eprintln!("{}", error_report(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `error: <message>` and a `  caused by: <cause>` line for each cause that the line above does
+/// not already say (the library's I/O errors print their source after the path).
+fn error_report(error: &anyhow::Error) -> String {
+    let mut report = format!("error: {error}");
+    let mut previous = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !previous.contains(&cause) {
+            report.push_str(&format!("\n  caused by: {cause}"));
+        }
+        previous = cause;
+    }
+    report
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Info => info(),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Generate(args) => generate::run(args),

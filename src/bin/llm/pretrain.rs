@@ -20,11 +20,12 @@ use llm_from_scratch::ch02::{create_dataloader_v1, BpeTokenizer, DataStore, THE_
 use llm_from_scratch::ch04::GptModel;
 use llm_from_scratch::appendix_d::{LrSchedule, TrainExtras};
 use llm_from_scratch::ch05::{
-    read_checkpoint, save_checkpoint, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainEvent, TrainSettings, TrainState,
+    read_checkpoint, save_checkpoint, stop_requested, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainEvent, TrainSettings, TrainState,
 };
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
+use crate::interrupt::{stop_on_signals, Interrupted};
 use crate::model_source::ModelArgs;
 use crate::progress::{save_figure, save_json, Progress};
 
@@ -156,13 +157,26 @@ fn read_text(data: &str) -> Result<String> {
     std::fs::read_to_string(data).with_context(|| format!("reading the training text {data}"))
 }
 
+/// What a run that stops on an error leaves: the checkpoint saved last in `out` (untouched), if any.
+pub fn kept_checkpoint_note(out: &std::path::Path) -> String {
+    match read_checkpoint(out) {
+        Ok(ckpt) => format!("the checkpoint in {} (after step {}) is kept as it was", out.display(), ckpt.meta.state.steps_done),
+        Err(_) => format!("no checkpoint was saved in {}", out.display()),
+    }
+}
+
 pub fn run(args: PretrainArgs) -> Result<()> {
+    stop_on_signals();
     let report = llm_from_scratch::device_report();
     eprintln!("{report}");
     let device = report.device;
 
     // Model, optimizer, settings and position: fresh, or from the checkpoint.
-    let resumed = args.resume.as_ref().map(read_checkpoint).transpose()?;
+    let resumed = args
+        .resume
+        .as_ref()
+        .map(|dir| read_checkpoint(dir).with_context(|| format!("--resume {}: reading the run's checkpoint", dir.display())))
+        .transpose()?;
     if resumed.is_some() && !args.model.is_unset() {
         bail!("--resume continues a run with its own model: leave out --config, --weights and --model");
     }
@@ -264,9 +278,16 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         let to_epoch_end = train_loader.len() - state.batch_in_epoch;
         let chunk = args.save_every.map_or(to_epoch_end, |n| (n.max(1) as usize).min(to_epoch_end)).min(steps_left);
         let mut on_event = |event: &TrainEvent| progress.train_event(event);
-        train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, Some(chunk), &mut on_event)?;
+        if let Err(e) = train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, Some(chunk), &mut on_event) {
+            progress.finish();
+            eprintln!("{}", kept_checkpoint_note(&out));
+            return Err(e.into()); // the last checkpoint is not replaced by the diverged state
+        }
         steps_left -= chunk;
         save_checkpoint(&out, &vs, Some(&optimizer), &meta_for(&state, &optimizer))?;
+        if stop_requested() {
+            break; // Ctrl-C: the run is saved; write its history, then say how to resume it
+        }
     }
     progress.finish();
     save_json(&out, "history.json", &state.history)?;
@@ -279,5 +300,8 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         state.tokens_seen,
         out.display()
     );
+    if stop_requested() && !state.finished(&settings) {
+        return Err(Interrupted { resume: format!("llm pretrain --resume {}", out.display()) }.into());
+    }
     Ok(())
 }

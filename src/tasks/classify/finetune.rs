@@ -79,7 +79,7 @@ impl TrainTask for ClassifierTask<'_> {
 /// `eval_freq` steps evaluate the losses on `eval_iter` batches; after each epoch, the
 /// accuracies on `eval_iter` batches. A quick run stops after `settings.max_steps`. `on_event`
 /// sees every step, evaluation and accuracy. Returns the run's state: its history, steps and
-/// examples seen (`tokens_seen`).
+/// examples seen (`tokens_seen`); a diverging loss is [`crate::error::Error::NonFiniteLoss`].
 pub fn train_classifier<D: Dataset, V: Dataset>(
     model: &GptModel,
     train_loader: &DataLoader<D>,
@@ -88,11 +88,10 @@ pub fn train_classifier<D: Dataset, V: Dataset>(
     device: Device,
     settings: &ClassifierSettings,
     on_event: &mut dyn FnMut(&ClassifierEvent),
-) -> TrainState {
+) -> Result<TrainState> {
     let mut state = TrainState::default();
-    train_steps(&ClassifierTask::new(model, device), train_loader, val_loader, optimizer, settings, &mut state, None, on_event)
-        .expect("chapter 6's task has nothing that fails");
-    state
+    train_steps(&ClassifierTask::new(model, device), train_loader, val_loader, optimizer, settings, &mut state, None, on_event)?;
+    Ok(state)
 }
 
 /// Listing 6.10, `train_classifier_simple`: [`train_classifier`] with the book's printed lines
@@ -108,7 +107,7 @@ pub fn train_classifier_simple<D: Dataset, V: Dataset>(
     num_epochs: usize,
     eval_freq: i64,
     eval_iter: usize,
-) -> ClassifierHistory {
+) -> Result<ClassifierHistory> {
     let settings = TrainSettings::classifier(num_epochs, eval_freq, eval_iter);
     let mut epoch_seconds = Vec::new();
     let state = train_classifier(model, train_loader, val_loader, optimizer, device, &settings, &mut |event| {
@@ -116,8 +115,8 @@ pub fn train_classifier_simple<D: Dataset, V: Dataset>(
             epoch_seconds.push(*seconds);
         }
         print_book_lines(event);
-    });
-    TrainHistory { epoch_seconds, ..state.history }
+    })?;
+    Ok(TrainHistory { epoch_seconds, ..state.history })
 }
 
 /// A fine-tuning run of a classifier that can stop, be saved and continue exactly: the model
