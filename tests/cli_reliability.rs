@@ -219,5 +219,20 @@ fn ctrl_c_saves_a_finetune_instruct_run_that_resumes_to_the_uninterrupted_end() 
     }
     let file = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
     assert_eq!(file(&stopped, "instruction-data-with-response.json"), file(&straight, "instruction-data-with-response.json"));
+
+    // A run cut short by --max-steps (in its second epoch, after the save at the end of the
+    // first) keeps AdamW's state, and --resume continues it to the uninterrupted end.
+    let short = dir.join("short");
+    let args: Vec<String> = run(&short).into_iter().chain(owned(&["--max-steps", "20"])).collect();
+    common::llm_succeeds(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let saved = read_checkpoint(&short).unwrap();
+    assert_eq!((saved.meta.state.epoch, saved.meta.state.steps_done), (1, 20), "stopped in the second epoch");
+    assert!(!saved.optimizer.is_empty(), "a run cut short keeps AdamW's state");
+    common::llm_succeeds(&["finetune-instruct", "--resume", short.to_str().unwrap(), "--test-limit", "1", "--max-new-tokens", "3"]);
+    let (c, b) = (read_checkpoint(&short).unwrap(), read_checkpoint(&straight).unwrap());
+    assert_eq!(c.meta.state, b.meta.state, "resumed after --max-steps: same steps, tokens and history");
+    for (name, t) in &c.model {
+        assert!(t.equal(&b.model[name]), "parameter {name} differs from the uninterrupted run's");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -228,6 +228,7 @@ mod tests {
 
     #[test]
     fn checkpoint_json_is_read_and_checked_against_the_tensors() {
+        let _rng = crate::util::device::rng_lock(); // building the model draws from the generator
         let dir = std::env::temp_dir().join(format!("llm-fs-ckpt-json-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let cfg = GptConfig { vocab_size: 50, context_length: 8, emb_dim: 16, n_heads: 2, n_layers: 2, ..GptConfig::tiny() };

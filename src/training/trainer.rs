@@ -536,6 +536,7 @@ mod tests {
                 (self.layer.weight.sum(Kind::Float) * 0.0).sqrt()
             }
         }
+        let _rng = crate::util::device::rng_lock(); // the layer's init and the loop seed the generator
         let (train, val) = loaders();
         let vs = nn::VarStore::new(Device::Cpu);
         let layer = crate::nn::layers::Linear::new(&vs.root(), 4, 1, true);

@@ -249,34 +249,49 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
         args.epochs
     );
     let started = std::time::Instant::now();
+    let out = args.out.as_ref().expect("clap requires --out or --resume");
+    let run_data = serde_json::to_value(RunData {
+        finetuned: "instruct".into(),
+        base,
+        data: args.data.as_ref().map_or("instruction-data.json".to_string(), |p| p.display().to_string()),
+        data_file: args.data.clone(),
+        batch_size: args.batch_size,
+        allowed_max_length,
+        lr: args.lr,
+        weight_decay: args.weight_decay,
+    })?;
+    let meta_for = |state: &TrainState| CheckpointMeta {
+        settings: Some(settings.clone()),
+        state: state.clone(),
+        extra: run_data.clone(),
+        ..CheckpointMeta::model_only(&cfg)
+    };
+
+    // Train to the end of each epoch, then save the run with AdamW's state (resumable), so a crash
+    // loses at most an epoch; a Ctrl-C saves where it stopped.
     let task = NextTokenTask::new(model, &tokenizer, device, cfg.context_length);
-    train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, args.max_steps, &mut |event| progress.train_event(event))?;
+    let mut steps_left = args.max_steps.unwrap_or(usize::MAX);
+    while !state.finished(&settings) && steps_left > 0 && !stop_requested() {
+        let chunk = train_loader.len().saturating_sub(state.batch_in_epoch).max(1).min(steps_left);
+        let before = state.steps_done;
+        train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, Some(chunk), &mut |event| progress.train_event(event))?;
+        steps_left -= (state.steps_done - before) as usize;
+        if !state.finished(&settings) {
+            save_checkpoint(out, vs, Some(&optimizer), &meta_for(&state))?;
+            save_json(out, "history.json", &state.history)?;
+        }
+    }
     progress.finish();
     eprintln!("training took {:.2} minutes", started.elapsed().as_secs_f64() / 60.0);
 
-    let out = args.out.as_ref().expect("clap requires --out or --resume");
-    let meta = CheckpointMeta {
-        settings: Some(settings.clone()),
-        state: state.clone(),
-        extra: serde_json::to_value(RunData {
-            finetuned: "instruct".into(),
-            base,
-            data: args.data.as_ref().map_or("instruction-data.json".to_string(), |p| p.display().to_string()),
-            data_file: args.data.clone(),
-            batch_size: args.batch_size,
-            allowed_max_length,
-            lr: args.lr,
-            weight_decay: args.weight_decay,
-        })?,
-        ..CheckpointMeta::model_only(&cfg)
-    };
+    let meta = meta_for(&state);
     if stop_requested() && !state.finished(&settings) {
         // Ctrl-C: the run with AdamW's state, to be resumed; no answers or scores yet.
-        save_checkpoint(out, vs, Some(&optimizer), &meta)?;
-        save_json(out, "history.json", &state.history)?;
         return Err(Interrupted { resume: format!("llm finetune-instruct --resume {}", out.display()) }.into());
     }
-    save_checkpoint(out, vs, None, &meta)?;
+    // A finished run keeps the model alone; one cut short by --max-steps keeps AdamW's state too,
+    // so that --resume can continue it.
+    save_checkpoint(out, vs, (!state.finished(&settings)).then_some(&optimizer), &meta)?;
     save_json(out, "history.json", &state.history)?;
     if !state.history.epochs.is_empty() {
         save_figure(out, "loss", &LossPlot::from_history(&state.history))?;
