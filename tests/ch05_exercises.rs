@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use llm_from_scratch::ch02::{create_dataloader_v1, Tokenizer, THE_VERDICT};
+use llm_from_scratch::ch02::{create_dataloader_v1, THE_VERDICT};
 use llm_from_scratch::ch04::{generate_text_simple, GptConfig, GptModel};
 use llm_from_scratch::ch05::*;
 use llm_from_scratch::{rng_lock, set_seed};
