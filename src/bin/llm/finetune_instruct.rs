@@ -37,7 +37,7 @@ use serde::Serialize;
 
 use crate::model_source::ModelArgs;
 use crate::interrupt::{stop_on_signals, Interrupted};
-use crate::progress::{save_figure, save_json, Progress};
+use crate::progress::{save_figure, save_json, steps_to_next_save, training_failed, Progress};
 
 /// Arguments of `llm finetune-instruct`.
 #[derive(Args, Debug, Clone)]
@@ -272,9 +272,11 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     let task = NextTokenTask::new(model, &tokenizer, device, cfg.context_length);
     let mut steps_left = args.max_steps.unwrap_or(usize::MAX);
     while !state.finished(&settings) && steps_left > 0 && !stop_requested() {
-        let chunk = train_loader.len().saturating_sub(state.batch_in_epoch).max(1).min(steps_left);
+        let chunk = steps_to_next_save(train_loader.len(), state.batch_in_epoch, None, steps_left);
         let before = state.steps_done;
-        train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, Some(chunk), &mut |event| progress.train_event(event))?;
+        if let Err(e) = train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, Some(chunk), &mut |event| progress.train_event(event)) {
+            return Err(training_failed(&progress, out, e)); // the last checkpoint is not replaced by the diverged state
+        }
         steps_left -= (state.steps_done - before) as usize;
         if !state.finished(&settings) {
             save_checkpoint(out, vs, Some(&optimizer), &meta_for(&state))?;

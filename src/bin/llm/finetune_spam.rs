@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::interrupt::{stop_on_signals, Interrupted};
 use crate::model_source::ModelArgs;
 use crate::pretrain::ScheduleArgs;
-use crate::progress::{save_figure, save_json, Progress};
+use crate::progress::{save_figure, save_json, steps_to_next_save, training_failed, Progress};
 
 /// Arguments of `llm finetune-spam`.
 #[derive(Args, Debug)]
@@ -202,12 +202,9 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     let (started, examples_at_start) = (Instant::now(), run.state.tokens_seen);
     let mut steps_left = args.stop_after.unwrap_or(usize::MAX);
     loop {
-        let to_epoch_end = train_loader.len() - run.state.batch_in_epoch;
-        let chunk = args.save_every.map_or(to_epoch_end, |n| n.max(1).min(to_epoch_end)).min(steps_left);
+        let chunk = steps_to_next_save(train_loader.len(), run.state.batch_in_epoch, args.save_every, steps_left);
         if let Err(e) = run.train(&train_loader, &val_loader, Some(chunk), &mut |event| progress.train_event(event)) {
-            progress.finish();
-            eprintln!("{}", crate::pretrain::kept_checkpoint_note(&out));
-            return Err(e.into()); // the last checkpoint is not replaced by the diverged state
+            return Err(training_failed(&progress, &out, e)); // the last checkpoint is not replaced by the diverged state
         }
         steps_left -= chunk;
         run.save(&out)?;

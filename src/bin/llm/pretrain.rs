@@ -27,7 +27,7 @@ use tch::nn;
 
 use crate::interrupt::{stop_on_signals, Interrupted};
 use crate::model_source::ModelArgs;
-use crate::progress::{save_figure, save_json, Progress};
+use crate::progress::{save_figure, save_json, steps_to_next_save, training_failed, Progress};
 
 /// Arguments of `llm pretrain`.
 #[derive(Args, Debug)]
@@ -157,14 +157,6 @@ fn read_text(data: &str) -> Result<String> {
     std::fs::read_to_string(data).with_context(|| format!("reading the training text {data}"))
 }
 
-/// What a run that stops on an error leaves: the checkpoint saved last in `out` (untouched), if any.
-pub fn kept_checkpoint_note(out: &std::path::Path) -> String {
-    match read_checkpoint(out) {
-        Ok(ckpt) => format!("the checkpoint in {} (after step {}) is kept as it was", out.display(), ckpt.meta.state.steps_done),
-        Err(_) => format!("no checkpoint was saved in {}", out.display()),
-    }
-}
-
 pub fn run(args: PretrainArgs) -> Result<()> {
     stop_on_signals();
     let report = llm_from_scratch::device_report();
@@ -275,13 +267,11 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     let task = NextTokenTask::new(&model, &tokenizer, device, cfg.context_length);
     let mut steps_left = args.max_steps.unwrap_or(usize::MAX);
     while !state.finished(&settings) && steps_left > 0 {
-        let to_epoch_end = train_loader.len() - state.batch_in_epoch;
-        let chunk = args.save_every.map_or(to_epoch_end, |n| (n.max(1) as usize).min(to_epoch_end)).min(steps_left);
+        let save_every = args.save_every.map(|n| n.max(1) as usize);
+        let chunk = steps_to_next_save(train_loader.len(), state.batch_in_epoch, save_every, steps_left);
         let mut on_event = |event: &TrainEvent| progress.train_event(event);
         if let Err(e) = train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, Some(chunk), &mut on_event) {
-            progress.finish();
-            eprintln!("{}", kept_checkpoint_note(&out));
-            return Err(e.into()); // the last checkpoint is not replaced by the diverged state
+            return Err(training_failed(&progress, &out, e)); // the last checkpoint is not replaced by the diverged state
         }
         steps_left -= chunk;
         save_checkpoint(&out, &vs, Some(&optimizer), &meta_for(&state, &optimizer))?;

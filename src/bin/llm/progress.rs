@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use llm_from_scratch::ch05::{TrainEvent, Unit};
+use llm_from_scratch::ch05::{read_checkpoint, TrainEvent, Unit};
 use llm_from_scratch::plot::Figure;
 use serde::Serialize;
 
@@ -82,4 +82,23 @@ pub fn save_figure(out: &Path, name: &str, figure: &impl Figure) -> Result<()> {
         figure.save(&file).with_context(|| format!("saving {}", file.display()))?;
     }
     Ok(())
+}
+
+/// How many steps a training command trains before its next save: to the end of the epoch in
+/// progress, or `save_every` steps when that comes sooner, and at most `steps_left`. Every
+/// training command saves after each such chunk, so a crash loses at most an epoch.
+pub fn steps_to_next_save(batches_per_epoch: usize, batch_in_epoch: usize, save_every: Option<usize>, steps_left: usize) -> usize {
+    let to_epoch_end = batches_per_epoch.saturating_sub(batch_in_epoch).max(1);
+    save_every.map_or(to_epoch_end, |n| n.max(1).min(to_epoch_end)).min(steps_left)
+}
+
+/// A training run that stopped on `error` (a diverging loss, say): remove the bar, say which
+/// checkpoint in `out` is left untouched (or that none was saved), and hand the error back.
+pub fn training_failed(progress: &Progress, out: &Path, error: llm_from_scratch::Error) -> anyhow::Error {
+    progress.finish();
+    match read_checkpoint(out) {
+        Ok(ckpt) => eprintln!("the checkpoint in {} (after step {}) is kept as it was", out.display(), ckpt.meta.state.steps_done),
+        Err(_) => eprintln!("no checkpoint was saved in {}", out.display()),
+    }
+    error.into()
 }
