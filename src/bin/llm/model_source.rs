@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use llm_from_scratch::ch04::{load_safetensors, GptConfig, GptModel};
-use llm_from_scratch::ch05::read_checkpoint;
+use llm_from_scratch::ch05::{read_checkpoint, Checkpoint};
 use tch::{nn, Device};
 
 /// The options that choose a model.
@@ -52,6 +52,19 @@ pub struct LoadedModel {
     pub cfg: GptConfig,
 }
 
+impl LoadedModel {
+    /// The model of a checkpoint (a run folder's), built on the CPU and moved to `device`.
+    pub fn from_checkpoint(ckpt: &Checkpoint, device: Device) -> Result<Self> {
+        let _rng = llm_from_scratch::rng_lock(); // building the model draws from the generator
+        let cfg = ckpt.meta.config.clone();
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let model = GptModel::new(&vs.root(), &cfg);
+        ckpt.load_model(&vs)?;
+        vs.set_device(device);
+        Ok(LoadedModel { vs, model, cfg })
+    }
+}
+
 impl ModelArgs {
     /// The model of the run folder `dir`.
     pub fn of_run(dir: &Path) -> Self {
@@ -92,24 +105,16 @@ impl ModelArgs {
             let (vs, model, cfg) = GptModel::from_pretrained_gpt2(name, device)?;
             return Ok(LoadedModel { vs, model, cfg });
         }
+        if let Some(dir) = &self.run {
+            let ckpt = read_checkpoint(dir).with_context(|| format!("loading the model of {}", dir.display()))?;
+            return LoadedModel::from_checkpoint(&ckpt, device);
+        }
         let _rng = llm_from_scratch::rng_lock();
         llm_from_scratch::set_seed(self.seed);
-        let (cfg, checkpoint) = match &self.run {
-            Some(dir) => {
-                let ckpt = read_checkpoint(dir).with_context(|| format!("loading the model of {}", dir.display()))?;
-                (ckpt.meta.config.clone(), Some(ckpt))
-            }
-            None => {
-                let mut cfg = self.config()?;
-                cfg.context_length = context_length.unwrap_or(cfg.context_length);
-                (cfg, None)
-            }
-        };
+        let mut cfg = self.config()?;
+        cfg.context_length = context_length.unwrap_or(cfg.context_length);
         let mut vs = nn::VarStore::new(Device::Cpu);
         let model = GptModel::new(&vs.root(), &cfg);
-        if let Some(ckpt) = &checkpoint {
-            ckpt.load_model(&vs)?;
-        }
         if let Some(path) = &self.weights {
             load_safetensors(&vs, path).with_context(|| format!("loading weights from {path}"))?;
         }

@@ -17,16 +17,14 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use llm_from_scratch::ch02::{create_dataloader_v1, BpeTokenizer, DataStore, THE_VERDICT};
-use llm_from_scratch::ch04::GptModel;
 use llm_from_scratch::appendix_d::{LrSchedule, TrainExtras};
 use llm_from_scratch::ch05::{
     read_checkpoint, save_checkpoint, stop_requested, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainEvent, TrainSettings, TrainState,
 };
 use serde::{Deserialize, Serialize};
-use tch::nn;
 
 use crate::interrupt::{stop_on_signals, Interrupted};
-use crate::model_source::ModelArgs;
+use crate::model_source::{LoadedModel, ModelArgs};
 use crate::progress::{save_figure, save_json, steps_to_next_save, training_failed, Progress};
 
 /// Arguments of `llm pretrain`.
@@ -177,16 +175,8 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             let run_data: RunData = serde_json::from_value(ckpt.meta.extra.clone())
                 .with_context(|| format!("{}: no `llm pretrain` run data in this checkpoint", ckpt.path.display()))?;
             let settings = ckpt.meta.settings.clone().context("the checkpoint has no training settings")?;
-            let cfg = ckpt.meta.config.clone();
-            let (vs, model) = {
-                let _rng = llm_from_scratch::rng_lock();
-                let mut vs = nn::VarStore::new(tch::Device::Cpu);
-                let model = GptModel::new(&vs.root(), &cfg);
-                ckpt.load_model(&vs)?;
-                vs.set_device(device);
-                (vs, model)
-            };
-            (vs, model, cfg, run_data, settings, ckpt.meta.state.clone())
+            let loaded = LoadedModel::from_checkpoint(ckpt, device)?;
+            (loaded.vs, loaded.model, loaded.cfg, run_data, settings, ckpt.meta.state.clone())
         }
         None => {
             let loaded = args.model.load_with_context(device, Some(args.context_length))?;
