@@ -330,7 +330,7 @@ impl DataStore {
             "{} is not in the cache ({}) and could not be downloaded ({}). Offline? Set {DATA_DIR_VAR} to a folder \
              that holds {} ({}); {where_local}.",
             file.name,
-            self.cache_dir.display(),
+            home_relative(&self.cache_dir),
             failures.join("; "),
             file.name,
             file.describe(),
@@ -478,6 +478,15 @@ fn extract_member(zip_path: &Path, member: &str, out: &Path) -> Result<String> {
     copy_hashing(&mut entry, out)
 }
 
+/// `path` with the home folder written `~` (messages then read the same on every machine).
+fn home_relative(path: &Path) -> String {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+    match home.as_deref().and_then(|home| path.strip_prefix(home).ok()) {
+        Some(rest) => Path::new("~").join(rest).display().to_string(),
+        None => path.display().to_string(),
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -485,6 +494,13 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_write_the_home_folder_as_a_tilde() {
+        let home = PathBuf::from(std::env::var_os("HOME").expect("HOME is set"));
+        assert_eq!(home_relative(&home.join(".cache/llm-from-scratch/data")), "~/.cache/llm-from-scratch/data");
+        assert_eq!(home_relative(Path::new("/srv/data")), "/srv/data", "a folder elsewhere keeps its path");
+    }
 
     #[test]
     fn sha256_of_a_known_string() {
