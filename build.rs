@@ -13,6 +13,7 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    embed_diagrams();
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         println!("cargo:warning=DEP_TCH_LIBTORCH_LIB is not set (torch-sys did not report libtorch's folder); CUDA may be unavailable");
@@ -30,4 +31,31 @@ fn main() {
     if target_os == "linux" || target_os == "macos" {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     }
+}
+
+/// Compile the diagrams in `assets/figures/*.svg` into the library (`viz::diagrams`): writes
+/// `$OUT_DIR/diagrams.rs`, a sorted table of (name, SVG text), so a new file needs no code.
+fn embed_diagrams() {
+    let dir = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join("figures");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter_map(|n| n.strip_suffix(".svg").map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut table = String::from("/// The diagrams in `assets/figures/`, sorted by name: (name, SVG text).\npub static DIAGRAMS: &[(&str, &str)] = &[\n");
+    for name in &names {
+        let path = dir.join(format!("{name}.svg"));
+        println!("cargo:rerun-if-changed={}", path.display());
+        table.push_str(&format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string()));
+    }
+    table.push_str("];\n");
+    let out = std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("diagrams.rs");
+    std::fs::write(&out, table).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
 }

@@ -182,6 +182,8 @@ pub mod appendix_e {
 
 pub use device::{device, device_report, load_libtorch_cuda, rng_lock, set_seed, DeviceReport};
 pub use error::{Error, Result};
+pub use util::show::{Show, Shown};
+pub use viz::diagrams::diagram;
 /// The `tch` crate this library is built on, re-exported so notebooks need only one `:dep`.
 pub use tch;
 /// The `ndarray` crate (the version `tch` converts to and from), re-exported for the notebooks.

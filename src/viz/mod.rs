@@ -4,7 +4,9 @@
 //! | module | what |
 //! |---|---|
 //! | [`plot`] | the `Figure` trait, bar charts, the font, inline display in notebooks |
+//! | [`diagrams`] | the chapters' diagrams (the GPT architecture, attention, ...): SVG files in `assets/figures/`, compiled in |
 //! | [`figures`] | the attention heat map (chapter 3), loss curves (chapters 5-7, appendix A) |
 
+pub mod diagrams;
 pub mod figures;
 pub mod plot;
