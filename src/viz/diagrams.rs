@@ -17,6 +17,10 @@ include!(concat!(env!("OUT_DIR"), "/diagrams.rs"));
 /// in a notebook (a cell whose value is an [`Svg`] draws it) or to save.
 ///
 /// An unknown name is an error that lists the names there are.
+///
+/// In evcxr, give the notebook a `?` in an earlier cell (its set-up cell, say): the kernel turns
+/// on `?` support by compiling the first cell that uses it a second time, and a value shown by
+/// that retried cell is printed with `Debug` (`Svg("<svg ...")`) instead of drawn.
 pub fn diagram(name: &str) -> Result<Svg> {
     DIAGRAMS
         .binary_search_by(|(n, _)| (*n).cmp(name))
