@@ -92,6 +92,8 @@ pub mod ch04 {
     pub use crate::nn::attention::{AttentionImpl, MultiHeadAttention};
     pub use crate::nn::config::{size_mb, GptConfig};
     pub use crate::nn::layers::{Dropout, Embedding, Linear};
+    pub use crate::nn::dummy::{DummyGptModel, DummyLayerNorm, DummyTransformerBlock};
+    pub use crate::viz::lines::LinePlot;
     pub use crate::nn::model::{
         generate_text_simple, load_safetensors, num_parameters, num_parameters_under, num_trainable_parameters,
         save_safetensors, ExampleDeepNeuralNetwork, FeedForward, Gelu, GptModel, LayerNorm, TransformerBlock,

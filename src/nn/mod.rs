@@ -8,12 +8,14 @@
 //! | [`embedding`] | 2.7-2.8: token and positional embeddings |
 //! | [`attention`] | chapter 3: attention without weights, self-attention, causal and multi-head attention |
 //! | [`config`] | 4.1: `GptConfig` and its presets (124M ... 1558M, tiny) |
+//! | [`dummy`] | 4.1: listing 4.1's placeholder model `DummyGptModel` (blocks and norm pass their input through) |
 //! | [`model`] | chapter 4: `LayerNorm`, `Gelu`, `FeedForward`, `TransformerBlock`, `GptModel`, greedy generation; freezing and head replacement (6.5) |
 //! | [`tensor_file`] | the safetensors reader and writer behind every weight file |
 //! | [`gpt2`] | 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
 
 pub mod attention;
 pub mod config;
+pub mod dummy;
 pub mod embedding;
 pub mod gpt2;
 pub mod init;

@@ -5,8 +5,10 @@
 //! |---|---|
 //! | [`plot`] | the `Figure` trait, bar charts, the font, inline display in notebooks |
 //! | [`diagrams`] | the chapters' diagrams (the GPT architecture, attention, ...): SVG files in `assets/figures/`, compiled in |
+//! | [`lines`] | line charts of several named series, e.g. GELU and ReLU (chapter 4, figure 4.8) |
 //! | [`figures`] | the attention heat map (chapter 3), loss curves (chapters 5-7, appendix A) |
 
 pub mod diagrams;
 pub mod figures;
+pub mod lines;
 pub mod plot;

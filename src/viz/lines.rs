@@ -1,0 +1,186 @@
+//! A line chart of several named series, as the book draws with `plt.plot`: chapter 4 uses it
+//! for figure 4.8 (GELU and ReLU over x in [-3, 3]); any chapter can plot curves with it.
+//! See [`crate::viz::plot`] for the [`Figure`] trait.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::viz::plot::{evcxr_figure, plot_err, Figure, FONT};
+
+/// A line chart: a title, axis labels and one or more named series of `(x, y)` points, each
+/// drawn as a line in its own colour and named in the legend.
+///
+/// ```
+/// use llm_from_scratch::ch04::LinePlot;
+/// let xs: Vec<f64> = (-30..=30).map(|i| i as f64 / 10.0).collect();
+/// let relu: Vec<f64> = xs.iter().map(|x| x.max(0.0)).collect();
+/// let plot = LinePlot::new("ReLU", "x", "ReLU(x)").with_series("ReLU", &xs, &relu).unwrap();
+/// assert_eq!(plot.series[0].1.len(), 61);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinePlot {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// The curves: `(name, points)`, drawn in this order.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+evcxr_figure!(LinePlot);
+
+impl LinePlot {
+    /// An empty chart with a title and axis labels; add curves with [`Self::with_series`].
+    pub fn new(title: &str, x_label: &str, y_label: &str) -> Self {
+        Self { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), series: Vec::new() }
+    }
+
+    /// Add the curve `name` through the points `(xs[i], ys[i])`. An error if the two slices
+    /// differ in length or are empty.
+    pub fn with_series(mut self, name: &str, xs: &[f64], ys: &[f64]) -> Result<Self> {
+        if xs.len() != ys.len() || xs.is_empty() {
+            return Err(Error::Plot(format!(
+                "'{}': series '{name}' has {} x values and {} y values (need the same number, at least one)",
+                self.title,
+                xs.len(),
+                ys.len()
+            )));
+        }
+        self.series.push((name.into(), xs.iter().copied().zip(ys.iter().copied()).collect()));
+        Ok(self)
+    }
+
+    /// The range of the finite x and y values over every series.
+    fn bounds(&self) -> Result<((f64, f64), (f64, f64))> {
+        let points = || self.series.iter().flat_map(|(_, p)| p.iter().copied()).filter(|(x, y)| x.is_finite() && y.is_finite());
+        if points().next().is_none() {
+            return Err(Error::Plot(format!("'{}': no finite points to plot", self.title)));
+        }
+        let fold = |f: fn(&(f64, f64)) -> f64| {
+            points().map(|p| f(&p)).fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
+        };
+        Ok((fold(|p| p.0), fold(|p| p.1)))
+    }
+}
+
+/// A tick label with as many decimals as ticks `step` apart need, so that neighbouring labels
+/// never read the same ("0.0, 0.1, 0.1, 0.2" cannot happen): `tick_label(0.25, 0.05)` is "0.25".
+pub fn tick_label(v: f64, step: f64) -> String {
+    let decimals = if step > 0.0 && step.is_finite() { (-step.log10().floor()).max(0.0) as usize } else { 2 };
+    // Check one more decimal when the step is not a power of ten (0.25 needs 2, not 1).
+    let decimals = if step > 0.0 && ((step * 10f64.powi(decimals as i32)).fract()).abs() > 1e-6 { decimals + 1 } else { decimals };
+    let text = format!("{v:.decimals$}");
+    // "-0.0" reads as a minus sign on zero.
+    if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') { text.trim_start_matches('-').to_string() } else { text }
+}
+
+/// A "nice" tick spacing for `span` with about `n` ticks: 1, 2 or 5 times a power of ten.
+fn nice_step(span: f64, n: f64) -> f64 {
+    let raw = (span / n).max(1e-12);
+    let base = 10f64.powf(raw.log10().floor());
+    let m = raw / base;
+    base * if m <= 1.0 { 1.0 } else if m <= 2.0 { 2.0 } else if m <= 5.0 { 5.0 } else { 10.0 }
+}
+
+impl Figure for LinePlot {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let ((x_lo, x_hi), (y_lo, y_hi)) = self.bounds()?;
+        let x_span = if x_hi > x_lo { x_hi - x_lo } else { 1.0 };
+        let y_pad = if y_hi > y_lo { (y_hi - y_lo) * 0.05 } else { 0.5 };
+        let (y_lo, y_hi) = (y_lo - y_pad, y_hi + y_pad);
+        let (x_step, y_step) = (nice_step(x_span, 10.0), nice_step(y_hi - y_lo, 8.0));
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, (FONT, 20))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x_lo..x_lo + x_span, y_lo..y_hi)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .x_label_formatter(&|v| tick_label(*v, x_step))
+            .y_label_formatter(&|v| tick_label(*v, y_step))
+            .x_labels(((x_span / x_step).round() as usize + 1).max(2))
+            .y_labels((((y_hi - y_lo) / y_step).round() as usize + 1).max(2))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()
+            .map_err(plot_err)?;
+        for (i, (name, points)) in self.series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let style = ShapeStyle { color, filled: false, stroke_width: 2 };
+            let finite: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+            chart
+                .draw_series(LineSeries::new(finite, style))
+                .map_err(plot_err)?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        // Upper left: curves that rise to the right (activations, losses falling late) leave it free.
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gelu_relu() -> LinePlot {
+        let xs: Vec<f64> = (0..=60).map(|i| -3.0 + i as f64 * 0.1).collect();
+        let relu: Vec<f64> = xs.iter().map(|x| x.max(0.0)).collect();
+        let gelu: Vec<f64> = xs
+            .iter()
+            .map(|x| 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh()))
+            .collect();
+        LinePlot::new("GELU and ReLU", "input x", "activation")
+            .with_series("GELU", &xs, &gelu)
+            .unwrap()
+            .with_series("ReLU", &xs, &relu)
+            .unwrap()
+    }
+
+    #[test]
+    fn renders_an_svg_with_the_series_names_and_labels() {
+        let svg = gelu_relu().to_svg().unwrap();
+        assert!(svg.as_str().starts_with("<svg"), "not an SVG document");
+        for text in ["GELU and ReLU", "GELU", "ReLU", "activation", "input x"] {
+            assert!(svg.as_str().contains(text), "SVG lacks '{text}'");
+        }
+        // Two curves (polylines) plus their two legend samples.
+        assert!(svg.as_str().matches("<polyline").count() >= 4, "curves missing");
+    }
+
+    #[test]
+    fn tick_labels_have_enough_decimals_to_differ() {
+        assert_eq!(tick_label(0.25, 0.05), "0.25");
+        assert_eq!(tick_label(0.1, 0.1), "0.1");
+        assert_eq!(tick_label(-3.0, 0.5), "-3.0");
+        assert_eq!(tick_label(2.0, 1.0), "2");
+        assert_eq!(tick_label(-0.0001, 0.5), "0.0");
+        assert_eq!(tick_label(0.25, 0.25), "0.25");
+        let labels: Vec<String> = (0..=10).map(|i| tick_label(i as f64 * 0.05, 0.05)).collect();
+        for pair in labels.windows(2) {
+            assert_ne!(pair[0], pair[1], "neighbouring ticks read the same: {labels:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_mismatched_or_empty_series() {
+        let err = LinePlot::new("t", "x", "y").with_series("a", &[1.0, 2.0], &[1.0]).unwrap_err().to_string();
+        assert!(err.contains("'a'") && err.contains("2 x values and 1 y values"), "{err}");
+        let err = LinePlot::new("empty", "x", "y").to_svg().unwrap_err().to_string();
+        assert!(err.contains("'empty'"), "{err}");
+    }
+}
