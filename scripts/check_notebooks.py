@@ -10,6 +10,7 @@ A notebook fails, naming the notebook and the cell, when it has:
     outputs name files relative to the notebook or under `~`,
   * a tch tensor trailer (`Tensor[[2, 3], Float]`): tensors are printed as PyTorch prints them,
     with `llm_from_scratch::Show` (`x.show()`),
+  * a figure shown as text (`Svg("<svg ...")`) instead of drawn,
   * fewer figures (images in its outputs) than its chapter needs: every chapter of the book has
     figures, so every notebook shows at least one (see MIN_FIGURES).
 
@@ -103,6 +104,11 @@ def notebook_problems(nb_path: Path) -> list[str]:
                 if m:
                     line = next(ln for ln in text.splitlines() if m.group(0) in ln)
                     problems.append(f"{where}: a path of the machine that ran it ({m.group(0)!r}) in {line.strip()[:120]!r}")
+                if output.get("output_type") == "execute_result" and text.lstrip().startswith('Svg("'):
+                    problems.append(
+                        f"{where}: a figure shown as text (Svg(...)): evcxr prints the value of the session's first "
+                        "cell that uses `?` with Debug; use `?` in an earlier cell"
+                    )
                 m = TENSOR_TRAILER.search(text)
                 if m:
                     problems.append(f"{where}: a tch tensor trailer {m.group(0)!r} (print tensors with `.show()`)")

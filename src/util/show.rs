@@ -73,6 +73,7 @@ impl fmt::Display for Shown {
         } else {
             values
         };
+        let values = pytorch_exponents(values);
         write!(f, "{OPEN}")?;
         for (i, line) in values.lines().enumerate() {
             if i > 0 {
@@ -105,6 +106,36 @@ impl fmt::Display for Shown {
     }
 }
 
+/// Exponents as PyTorch writes them: a sign and at least two digits (`9.9911e-01`, `1.0000e+00`),
+/// where tch writes Rust's `9.9911e-1` and `1.0000e0`.
+fn pytorch_exponents(values: &str) -> String {
+    let mut out = String::with_capacity(values.len() + 8);
+    let mut chars = values.char_indices().peekable();
+    let mut prev_digit = false;
+    while let Some((_, c)) = chars.next() {
+        if c == 'e' && prev_digit {
+            let negative = chars.next_if(|&(_, c)| c == '-').is_some();
+            let mut digits = String::new();
+            while let Some((_, d)) = chars.next_if(|&(_, d)| d.is_ascii_digit()) {
+                digits.push(d);
+            }
+            if !digits.is_empty() {
+                out.push_str(&format!("e{}{digits:0>2}", if negative { '-' } else { '+' }));
+                prev_digit = true;
+                continue;
+            }
+            out.push('e');
+            if negative {
+                out.push('-');
+            }
+        } else {
+            out.push(c);
+        }
+        prev_digit = c.is_ascii_digit() || (c == '.' && prev_digit);
+    }
+    out
+}
+
 impl fmt::Debug for Shown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -131,5 +162,10 @@ mod tests {
         let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
         assert_eq!(format!("{:?}", w.show()), "tensor([1.], requires_grad=True)");
         assert!(!Tensor::zeros([40, 40], (Kind::Float, Device::Cpu)).show().to_string().contains("Tensor["));
+        // Scientific notation (values far apart): PyTorch's two-digit, signed exponents.
+        let t = Tensor::from_slice(&[1e-5f32, 1.0, 123456.0]);
+        let shown = t.show().to_string();
+        assert!(shown.contains("e-05") && shown.contains("e+00") && shown.contains("e+05"), "{shown}");
+        assert_eq!(pytorch_exponents("[9.9911e-1, 1.0000e0, 2.5e12]"), "[9.9911e-01, 1.0000e+00, 2.5e+12]");
     }
 }

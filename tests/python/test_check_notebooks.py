@@ -83,8 +83,14 @@ def test_good_notebook_passes(tmp_path):
             "a tch tensor trailer 'Tensor[[2, 2], Int64]'",
         ),
         (lambda nb: nb.cells.pop(2), "0 figure(s) in its outputs, its chapter needs at least 1"),
+        (
+            lambda nb: nb.cells[2].outputs.__setitem__(
+                0, nbformat.v4.new_output("execute_result", data={"text/plain": 'Svg("<svg xmlns=...")'}, execution_count=2)
+            ),
+            "a figure shown as text",
+        ),
     ],
-    ids=["unexecuted", "empty", "error", "panic", "home", "tmp", "root", "trailer", "no-figure"],
+    ids=["unexecuted", "empty", "error", "panic", "home", "tmp", "root", "trailer", "no-figure", "figure-as-text"],
 )
 def test_planted_defect_fails(tmp_path, plant, expected):
     nb = good_notebook()
