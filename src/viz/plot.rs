@@ -183,6 +183,7 @@ impl Figure for BarChart {
                     .disable_x_mesh()
                     .x_label_formatter(&x_fmt)
                     .y_desc(&self.y_label)
+                    .y_labels(Y_TICKS)
                     .y_label_formatter($y_fmt)
                     .label_style((FONT, 14))
                     .draw()
@@ -209,13 +210,40 @@ impl Figure for BarChart {
                 .map_err(plot_err)?;
             draw_bars!(chart, lo, &|v: &f64| si_format(*v));
         } else {
+            let top = max * 1.1;
             let chart = builder
-                .build_cartesian_2d((0..last).into_segmented(), 0.0..max * 1.1)
+                .build_cartesian_2d((0..last).into_segmented(), 0.0..top)
                 .map_err(plot_err)?;
-            draw_bars!(chart, 0.0, &|v: &f64| si_format(*v));
+            // Large values (parameter counts) read best as `117M`; small ones (probabilities)
+            // need as many decimals as the tick step has, or 0.05 and 0.1 both print as `0.1`.
+            let decimals = tick_decimals(0.0, top, Y_TICKS);
+            let y_fmt = |v: &f64| if top >= 1e3 { si_format(*v) } else { format!("{v:.decimals$}") };
+            draw_bars!(chart, 0.0, &y_fmt);
         }
         Ok(())
     }
+}
+
+/// How many labelled ticks the y axis of a [`BarChart`] has at most (plotters' default).
+const Y_TICKS: usize = 11;
+
+/// The number of decimals that writes every tick of a linear axis from `lo` to `hi` (at most
+/// `max_ticks` ticks, placed by plotters at multiples of 1, 2 or 5 times a power of ten)
+/// exactly: 1 for ticks 0, 0.2, 0.4; 2 for 0, 0.05, 0.1. The same for every tick, so the labels
+/// line up (`0.00, 0.05, 0.10`) and no two read alike.
+pub fn tick_decimals(lo: f64, hi: f64, max_ticks: usize) -> usize {
+    use plotters::coord::ranged1d::{KeyPointHint, Ranged};
+    use plotters::coord::types::RangedCoordf64;
+    let ticks = RangedCoordf64::from(lo..hi).key_points(max_ticks.bold_points());
+    let span = (hi - lo).abs().max(f64::MIN_POSITIVE);
+    (0..=12)
+        .find(|&d| {
+            ticks.iter().all(|t| {
+                let written: f64 = format!("{t:.d$}").parse().unwrap_or(f64::NAN);
+                (written - t).abs() <= span * 1e-9
+            })
+        })
+        .unwrap_or(12)
 }
 
 /// A number with a metric suffix, as axis labels of parameter counts read best: `117M`, `1.5B`.
@@ -278,6 +306,36 @@ mod tests {
         assert_eq!(si_format(175e9), "175B");
         assert_eq!(si_format(1e12), "1T");
         assert_eq!(si_format(0.25), "0.2");
+    }
+
+    /// The y tick labels of a linear bar chart of probabilities: numbers, all different.
+    #[test]
+    fn linear_axis_ticks_are_distinct_numbers() {
+        // Figure 5.14's probabilities at temperature 5: the axis runs to 0.27, ticks every 0.05.
+        let probas = [0.1546, 0.0750, 0.0429, 0.2421, 0.0869, 0.0454, 0.0430, 0.2203, 0.0898];
+        let c = BarChart {
+            title: "T = 5".into(),
+            y_label: "Probability".into(),
+            bars: probas.iter().enumerate().map(|(i, p)| (format!("w{i}"), *p)).collect(),
+            log_y: false,
+        };
+        let svg = c.to_svg().unwrap();
+        let ticks: Vec<String> = svg
+            .as_str()
+            .split("</text>")
+            .filter_map(|part| part.rsplit('>').next())
+            .map(|text| text.trim().to_string())
+            .filter(|text| text.parse::<f64>().is_ok())
+            .collect();
+        assert!(ticks.len() >= 4, "too few y ticks: {ticks:?}");
+        let mut unique = ticks.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ticks.len(), "repeated y tick labels: {ticks:?}");
+        assert!(ticks.contains(&"0.05".to_string()) && ticks.contains(&"0.10".to_string()), "{ticks:?}");
+        assert_eq!(tick_decimals(0.0, 1.1, Y_TICKS), 1);
+        assert_eq!(tick_decimals(0.0, 0.27, Y_TICKS), 2);
+        assert_eq!(tick_decimals(0.0, 55.0, Y_TICKS), 0);
     }
 
     #[test]
