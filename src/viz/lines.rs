@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::viz::plot::{evcxr_figure, plot_err, Figure, FONT};
+use crate::viz::plot::{evcxr_figure, plot_err, tick_decimals, Figure, FONT};
 
 /// A line chart: a title, axis labels and one or more named series of `(x, y)` points, each
 /// drawn as a line in its own colour and named in the legend.
@@ -63,24 +63,9 @@ impl LinePlot {
     }
 }
 
-/// A tick label with as many decimals as ticks `step` apart need, so that neighbouring labels
-/// never read the same ("0.0, 0.1, 0.1, 0.2" cannot happen): `tick_label(0.25, 0.05)` is "0.25".
-pub fn tick_label(v: f64, step: f64) -> String {
-    let decimals = if step > 0.0 && step.is_finite() { (-step.log10().floor()).max(0.0) as usize } else { 2 };
-    // Check one more decimal when the step is not a power of ten (0.25 needs 2, not 1).
-    let decimals = if step > 0.0 && ((step * 10f64.powi(decimals as i32)).fract()).abs() > 1e-6 { decimals + 1 } else { decimals };
-    let text = format!("{v:.decimals$}");
-    // "-0.0" reads as a minus sign on zero.
-    if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') { text.trim_start_matches('-').to_string() } else { text }
-}
-
-/// A "nice" tick spacing for `span` with about `n` ticks: 1, 2 or 5 times a power of ten.
-fn nice_step(span: f64, n: f64) -> f64 {
-    let raw = (span / n).max(1e-12);
-    let base = 10f64.powf(raw.log10().floor());
-    let m = raw / base;
-    base * if m <= 1.0 { 1.0 } else if m <= 2.0 { 2.0 } else if m <= 5.0 { 5.0 } else { 10.0 }
-}
+/// The most labelled ticks on each axis.
+const X_TICKS: usize = 11;
+const Y_TICKS: usize = 9;
 
 impl Figure for LinePlot {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
@@ -91,7 +76,8 @@ impl Figure for LinePlot {
         let x_span = if x_hi > x_lo { x_hi - x_lo } else { 1.0 };
         let y_pad = if y_hi > y_lo { (y_hi - y_lo) * 0.05 } else { 0.5 };
         let (y_lo, y_hi) = (y_lo - y_pad, y_hi + y_pad);
-        let (x_step, y_step) = (nice_step(x_span, 10.0), nice_step(y_hi - y_lo, 8.0));
+        // As many decimals as the ticks plotters places need, the same for every tick.
+        let (x_decimals, y_decimals) = (tick_decimals(x_lo, x_lo + x_span, X_TICKS), tick_decimals(y_lo, y_hi, Y_TICKS));
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FONT, 20))
             .margin(14)
@@ -103,10 +89,10 @@ impl Figure for LinePlot {
             .configure_mesh()
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
-            .x_label_formatter(&|v| tick_label(*v, x_step))
-            .y_label_formatter(&|v| tick_label(*v, y_step))
-            .x_labels(((x_span / x_step).round() as usize + 1).max(2))
-            .y_labels((((y_hi - y_lo) / y_step).round() as usize + 1).max(2))
+            .x_label_formatter(&|v| format!("{v:.x_decimals$}"))
+            .y_label_formatter(&|v| format!("{v:.y_decimals$}"))
+            .x_labels(X_TICKS)
+            .y_labels(Y_TICKS)
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
             .draw()
@@ -163,17 +149,12 @@ mod tests {
     }
 
     #[test]
-    fn tick_labels_have_enough_decimals_to_differ() {
-        assert_eq!(tick_label(0.25, 0.05), "0.25");
-        assert_eq!(tick_label(0.1, 0.1), "0.1");
-        assert_eq!(tick_label(-3.0, 0.5), "-3.0");
-        assert_eq!(tick_label(2.0, 1.0), "2");
-        assert_eq!(tick_label(-0.0001, 0.5), "0.0");
-        assert_eq!(tick_label(0.25, 0.25), "0.25");
-        let labels: Vec<String> = (0..=10).map(|i| tick_label(i as f64 * 0.05, 0.05)).collect();
-        for pair in labels.windows(2) {
-            assert_ne!(pair[0], pair[1], "neighbouring ticks read the same: {labels:?}");
-        }
+    fn tick_labels_are_distinct_numbers() {
+        let svg = gelu_relu().to_svg().unwrap();
+        let ticks = crate::viz::plot::tests::numeric_labels(&svg);
+        // y from 0 to 3 every 0.5 (one decimal each), then x from -3 to 3 every 1 (none).
+        let expected = ["0.0", "0.5", "1.0", "1.5", "2.0", "2.5", "3.0", "-3", "-2", "-1", "0", "1", "2", "3"];
+        assert_eq!(ticks, expected);
     }
 
     #[test]

@@ -260,7 +260,7 @@ pub fn si_format(v: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn chart(log_y: bool) -> BarChart {
@@ -309,6 +309,16 @@ mod tests {
     }
 
     /// The y tick labels of a linear bar chart of probabilities: numbers, all different.
+    /// The texts of an SVG chart that are numbers (its tick labels), in drawing order.
+    pub(crate) fn numeric_labels(svg: &Svg) -> Vec<String> {
+        svg.as_str()
+            .split("</text>")
+            .filter_map(|part| part.rsplit('>').next())
+            .map(|text| text.trim().to_string())
+            .filter(|text| text.parse::<f64>().is_ok())
+            .collect()
+    }
+
     #[test]
     fn linear_axis_ticks_are_distinct_numbers() {
         // Figure 5.14's probabilities at temperature 5: the axis runs to 0.27, ticks every 0.05.
@@ -320,13 +330,7 @@ mod tests {
             log_y: false,
         };
         let svg = c.to_svg().unwrap();
-        let ticks: Vec<String> = svg
-            .as_str()
-            .split("</text>")
-            .filter_map(|part| part.rsplit('>').next())
-            .map(|text| text.trim().to_string())
-            .filter(|text| text.parse::<f64>().is_ok())
-            .collect();
+        let ticks = numeric_labels(&svg);
         assert!(ticks.len() >= 4, "too few y ticks: {ticks:?}");
         let mut unique = ticks.clone();
         unique.sort();
