@@ -12,7 +12,9 @@ project's Jupyter kernel `llm-from-scratch`, and writes the executed copies to t
     says "ok"), and nothing else in these notebooks writes to stderr but the data module's
     progress lines ("downloading <file> from <url>"), which are not counted,
   * a cell whose value is an `Err(...)`,
-  * a cell that runs past --timeout seconds, or a kernel that dies.
+  * a cell that runs past --timeout seconds, or a kernel that dies,
+  * outputs that scripts/check_notebooks.py rejects (a tch tensor trailer, a figure shown as
+    text, fewer figures than the chapter needs), machine paths aside.
 
 Usage: run_notebooks.py [--timeout S] [--out DIR] [--update] [NOTEBOOK ...]
 Exit status: 0 when every notebook ran clean, 1 otherwise. The last line reads
@@ -178,6 +180,13 @@ def run_notebook(nb_path: Path, out_dir: Path, timeout: int, kernel: str, update
         client.execute()
     finally:
         nbformat.write(nb, out_dir / nb_path.name)
+    # What the committed-notebook check asks of outputs holds for this run too: no tch tensor
+    # trailer, every figure drawn (not shown as text), as many figures as the chapter needs.
+    from check_notebooks import notebook_problems
+
+    problems = notebook_problems(nb_path, nb, machine_paths=False)
+    if problems:
+        raise NotebookFailure("; ".join(problems))
     if update:
         nbformat.write(nb, nb_path)
     return first_output[0] if first_output else None

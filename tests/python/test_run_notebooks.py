@@ -145,6 +145,15 @@ class TestWithKernel:
              str(nb)], capture_output=True, text=True, timeout=300)
         assert r.returncode == 1 and "FAILED slow.ipynb: cell 0" in r.stdout and "timed out" in r.stdout, r.stdout
 
+    def test_outputs_the_committed_check_rejects_fail_the_run(self, tmp_path):
+        # A tch tensor printed raw (its trailer line), and a chapter notebook without its figures.
+        nb = write_notebook(tmp_path / "trailer.ipynb", 'println!("[1., 2.]\nTensor[[2], Float]");')
+        r = run(tmp_path, nb)
+        assert r.returncode == 1 and "FAILED trailer.ipynb: cell 0" in r.stdout and "tensor trailer" in r.stdout, r.stdout
+        nb = write_notebook(tmp_path / "ch04-gpt-model.ipynb", 'println!("no figure");')
+        r = run(tmp_path, nb)
+        assert r.returncode == 1 and "0 figure(s) in its outputs, its chapter needs at least" in r.stdout, r.stdout
+
     def test_allow_error_tag_lets_a_deliberate_error_through(self, tmp_path):
         nb = write_notebook(tmp_path / "shown.ipynb", 'let r: Result<u32, String> = Err("shown".into());\nr',
                             tags={0: ["allow-error"]})
