@@ -18,6 +18,7 @@
 //! | [`ch05`] | chapter 5: losses, the training loop, sampling, checkpoints, GPT-2's weights |
 //! | [`ch06`] | chapter 6: fine-tuning GPT-2 to classify spam |
 //! | [`ch07`] | chapter 7: instruction fine-tuning and scoring the responses |
+//! | [`bonus_dpo`] | chapter 7's bonus: preference tuning with DPO |
 //! | [`appendix_a`] | appendix A: tensors, autograd, a small network and its training loop |
 //! | [`appendix_d`] | appendix D: warmup, cosine decay, gradient clipping |
 //! | [`appendix_e`] | appendix E: LoRA |
@@ -55,7 +56,7 @@ pub mod viz;
 #[doc(no_inline)]
 pub use nn::{attention, config, embedding, gpt2, init, layers, model, tensor_file};
 #[doc(no_inline)]
-pub use tasks::{classify, instruct, judge, lora};
+pub use tasks::{classify, dpo, instruct, judge, lora};
 #[doc(no_inline)]
 pub use text::{data, dataloader, tokenizer};
 #[doc(no_inline)]
@@ -116,8 +117,8 @@ pub mod ch05 {
         token_ids_to_text, train_model_simple, NextTokenTask,
     };
     pub use crate::training::trainer::{
-        eval_log_line, evaluate_task, loss_over_loader, print_book_lines, train_steps, TrainEvent, TrainHistory, TrainSettings,
-        TrainState, TrainTask, Unit,
+        eval_log_line, evaluate_task, loss_over_loader, print_book_lines, train_steps, Evaluation, TrainEvent, TrainHistory,
+        TrainSettings, TrainState, TrainTask, Unit,
     };
 }
 
@@ -150,12 +151,39 @@ pub mod ch07 {
     pub use crate::tasks::instruct::{
         create_instruction_loaders, custom_collate_fn, extract_response, format_example, format_input, format_response,
         generate_response, generate_responses, instruction_data, load_instruction_data, mean_rouge_l,
-        parse_instruction_data, response_loss, rouge_l, save_responses, set_drop_rate, train_test_val_split, CollateSettings,
-        InstructionDataset, InstructionEntry, IGNORE_INDEX, PAD_TOKEN_ID, PROMPT_PREAMBLE, RESPONSES_FILE,
+        parse_instruction_data, parse_json_entries, response_loss, rouge_l, save_responses, set_drop_rate, train_test_val_split,
+        CollateSettings, InstructionDataset, InstructionEntry, InstructionPrompt, JsonEntry, IGNORE_INDEX, PAD_TOKEN_ID,
+        PROMPT_PREAMBLE, RESPONSES_FILE,
     };
     pub use crate::tasks::judge::{
         average_score, judge_prompt, parse_chat_reply, parse_score, ChatApi, Judge, DEFAULT_JUDGE_MODEL, OLLAMA_CHAT_URL,
     };
+}
+
+/// Chapter 7's bonus, "Direct Preference Optimization (DPO) for LLM alignment"
+/// (`ch07/04_preference-tuning-with-dpo`): everything the notebook introduces, and what it uses
+/// from earlier chapters.
+pub mod bonus_dpo {
+    pub use crate::nn::config::GptConfig;
+    pub use crate::nn::model::{set_drop_rate, GptModel};
+    pub use crate::tasks::dpo::{
+        compute_dpo_loss, compute_dpo_loss_batch, compute_dpo_loss_loader, compute_dpo_loss_packed, compute_logprobs,
+        create_preference_loaders, custom_collate_fn_dpo, evaluate_dpo_loss_loader, load_preference_file, parse_preference_data,
+        read_preference_data, reference_model, split_preference_data, train_model_dpo_simple, DpoEval, DpoHistory, DpoLosses,
+        DpoTask, PreferenceBatch, PreferenceDataset, PreferenceEntry, PreferenceExample, PAD_TOKEN_ID, TRAIN_CHOSEN_REWARDS,
+        TRAIN_REJECTED_REWARDS, VAL_CHOSEN_REWARDS, VAL_REJECTED_REWARDS,
+    };
+    pub use crate::tasks::instruct::{extract_response, format_input, generate_response, InstructionPrompt};
+    pub use crate::text::data::{DataStore, INSTRUCTION_DATA_WITH_PREFERENCE};
+    pub use crate::text::dataloader::{DataLoader, Dataset};
+    pub use crate::text::tokenizer::{BpeTokenizer, Gpt2Tokenizer, Tokenizer};
+    pub use crate::training::checkpoint::{read_checkpoint, save_checkpoint};
+    pub use crate::training::optim::AdamW;
+    pub use crate::training::train::{generate_sample, text_to_token_ids, token_ids_to_text};
+    pub use crate::training::trainer::{
+        print_book_lines, train_steps, Evaluation, TrainEvent, TrainHistory, TrainSettings, TrainState, TrainTask,
+    };
+    pub use crate::viz::figures::LossPlot;
 }
 
 /// Chapter 6, "Fine-tuning for classification": the book's `llms_from_scratch.ch06`.

@@ -68,11 +68,31 @@ impl InstructionEntry {
     }
 }
 
+/// An entry with an instruction and an (optional, empty when absent) input: what
+/// [`format_input`] reads. Chapter 7's [`InstructionEntry`] and the DPO bonus's
+/// `PreferenceEntry` ([`crate::tasks::dpo`]) both are, so both get the same prompt.
+pub trait InstructionPrompt {
+    /// The task (`entry["instruction"]`).
+    fn instruction(&self) -> &str;
+    /// The task's input (`entry["input"]`), empty when there is none.
+    fn input(&self) -> &str;
+}
+
+impl InstructionPrompt for InstructionEntry {
+    fn instruction(&self) -> &str {
+        &self.instruction
+    }
+    fn input(&self) -> &str {
+        &self.input
+    }
+}
+
 /// Listing 7.2, `format_input`: the Alpaca-style prompt of an entry, with the `### Input:`
 /// section only when the input is not empty (and no `### Response:` section).
-pub fn format_input(entry: &InstructionEntry) -> String {
-    let instruction_text = format!("{PROMPT_PREAMBLE}\n\n### Instruction:\n{}", entry.instruction);
-    let input_text = if entry.input.is_empty() { String::new() } else { format!("\n\n### Input:\n{}", entry.input) };
+pub fn format_input<E: InstructionPrompt + ?Sized>(entry: &E) -> String {
+    let instruction_text = format!("{PROMPT_PREAMBLE}\n\n### Instruction:\n{}", entry.instruction());
+    let input = entry.input();
+    let input_text = if input.is_empty() { String::new() } else { format!("\n\n### Input:\n{input}") };
     instruction_text + &input_text
 }
 
@@ -92,6 +112,52 @@ pub fn format_example(entry: &InstructionEntry) -> String {
 /// Errors name the entry as the book's Python would index it (`data[17]`): malformed JSON
 /// inside an entry (with the line and column), a missing field, or a field that is not a string.
 pub fn parse_instruction_data(json: &str, path: &Path) -> Result<Vec<InstructionEntry>> {
+    parse_json_entries(json, path, |entry| {
+        Ok(InstructionEntry {
+            instruction: entry.required("instruction")?,
+            input: entry.required("input")?,
+            output: entry.required("output")?,
+            model_response: entry.optional("model_response")?,
+        })
+    })
+}
+
+/// One object of a JSON array of entries, read by [`parse_json_entries`]: its string fields,
+/// with errors that name the file, the entry (`data[17]`) and the field.
+pub struct JsonEntry<'a> {
+    /// The entry's index in the array.
+    pub index: usize,
+    obj: &'a serde_json::Map<String, serde_json::Value>,
+    path: &'a Path,
+}
+
+impl JsonEntry<'_> {
+    /// The string field `key`, `None` when absent or `null`; an error when it is not a string.
+    pub fn optional(&self, key: &str) -> Result<Option<String>> {
+        match self.obj.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(self.error(format!("field '{key}' is not a string: {other}"))),
+        }
+    }
+
+    /// The string field `key`; an error naming the entry and the field when it is missing or not a string.
+    pub fn required(&self, key: &str) -> Result<String> {
+        self.optional(key)?.ok_or_else(|| self.error(format!("missing field '{key}'")))
+    }
+
+    fn error(&self, reason: String) -> Error {
+        Error::Format { path: self.path.to_path_buf(), reason: format!("entry data[{}]: {reason}", self.index) }
+    }
+}
+
+/// Parse a JSON array of objects (chapter 7's data files), building each entry with `entry`.
+/// `path` names the source in errors.
+///
+/// Errors name the entry as the book's Python would index it (`data[17]`): malformed JSON
+/// inside an entry (with the line and column), an element that is not an object, and what
+/// `entry` reports (a missing field, or a field that is not a string: see [`JsonEntry`]).
+pub fn parse_json_entries<T>(json: &str, path: &Path, mut entry: impl FnMut(&JsonEntry) -> Result<T>) -> Result<Vec<T>> {
     let bad = |reason: String| Error::Format { path: path.to_path_buf(), reason };
     // Read the array one element at a time, so a syntax error names the entry it is in.
     let mut values: Vec<serde_json::Value> = Vec::new();
@@ -106,23 +172,9 @@ pub fn parse_instruction_data(json: &str, path: &Path) -> Result<Vec<Instruction
     values
         .iter()
         .enumerate()
-        .map(|(i, v)| {
-            let obj = v.as_object().ok_or_else(|| bad(format!("entry data[{i}] is not a JSON object: {v}")))?;
-            let field = |key: &str| -> Result<Option<String>> {
-                match obj.get(key) {
-                    None | Some(serde_json::Value::Null) => Ok(None),
-                    Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-                    Some(other) => Err(bad(format!("entry data[{i}]: field '{key}' is not a string: {other}"))),
-                }
-            };
-            let required =
-                |key: &str| field(key)?.ok_or_else(|| bad(format!("entry data[{i}]: missing field '{key}'")));
-            Ok(InstructionEntry {
-                instruction: required("instruction")?,
-                input: required("input")?,
-                output: required("output")?,
-                model_response: field("model_response")?,
-            })
+        .map(|(index, v)| {
+            let obj = v.as_object().ok_or_else(|| bad(format!("entry data[{index}] is not a JSON object: {v}")))?;
+            entry(&JsonEntry { index, obj, path })
         })
         .collect()
 }

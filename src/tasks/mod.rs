@@ -6,9 +6,11 @@
 //! |---|---|
 //! | [`classify`] | chapter 6: the SMS spam data, `SpamDataset`, the classification head, accuracy, `train_classifier_simple`, `classify_review` |
 //! | [`instruct`], [`judge`] | chapter 7: instruction data, collate, fine-tuning, responses, offline scores; the judge model |
+//! | [`dpo`] | chapter 7's bonus: preference data, DPO's collate, loss, reference model and training task |
 //! | [`lora`] | appendix E: LoRA on every linear layer of a GPT, the LoRA classifier |
 
 pub mod classify;
+pub mod dpo;
 pub mod instruct;
 pub mod judge;
 pub mod lora;

@@ -83,6 +83,17 @@ pub const INSTRUCTION_DATA: DataFile = DataFile {
     zip_member: None,
 };
 
+/// The preference data of chapter 7's DPO bonus (`instruction-data-with-preference.json`): the
+/// 1,100 entries of [`INSTRUCTION_DATA`], each with a preferred (`chosen`) and a dispreferred
+/// (`rejected`) response beside its `output`.
+pub const INSTRUCTION_DATA_WITH_PREFERENCE: DataFile = DataFile {
+    name: "instruction-data-with-preference.json",
+    urls: &["https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/04_preference-tuning-with-dpo/instruction-data-with-preference.json"],
+    sha256: Some("305315abf14f65fa42c01a0877572f832606571c2a7d49f152ac1d758b16756e"),
+    size: Some(386968),
+    zip_member: None,
+};
+
 /// OpenAI's GPT-2 vocabulary: token text -> id, 50,257 entries.
 pub const GPT2_ENCODER_JSON: DataFile = DataFile {
     name: "gpt2_model/encoder.json",
@@ -210,6 +221,7 @@ pub const ALL: &[DataFile] = &[
     THE_VERDICT,
     SMS_SPAM_COLLECTION,
     INSTRUCTION_DATA,
+    INSTRUCTION_DATA_WITH_PREFERENCE,
     GPT2_ENCODER_JSON,
     GPT2_VOCAB_BPE,
     HF_GPT2.config,

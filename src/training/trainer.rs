@@ -77,6 +77,31 @@ pub trait TrainTask {
         Unit::Tokens
     }
 
+    /// How many units of [`TrainTask::unit`] a training batch adds to
+    /// [`TrainState::tokens_seen`]: `self.unit().count(input_batch)` unless the task packs its
+    /// batches otherwise (DPO's `[chosen; rejected]` batches count the chosen half, as the book).
+    fn count(&self, input_batch: &Tensor) -> i64 {
+        self.unit().count(input_batch)
+    }
+
+    /// One evaluation of the loop (every `eval_freq` steps): the training and validation losses
+    /// over the first `eval_iter` batches of each loader ([`evaluate_task`]), and the named
+    /// metrics the task also tracks at each evaluation (DPO's rewards), none by default. The
+    /// loop keeps each metric as a series in [`TrainHistory::metrics`].
+    fn evaluate<D: Dataset, V: Dataset>(&self, train_loader: &DataLoader<D>, val_loader: &DataLoader<V>, eval_iter: usize) -> Evaluation
+    where
+        Self: Sized,
+    {
+        let (train_loss, val_loss) = evaluate_task(self, train_loader, val_loader, eval_iter);
+        Evaluation { train_loss, val_loss, metrics: Vec::new() }
+    }
+
+    /// The log line of an evaluation: the book's [`eval_log_line`] unless the task says more
+    /// (DPO adds the reward margins).
+    fn eval_log_line(&self, epoch: usize, global_step: i64, evaluation: &Evaluation) -> String {
+        eval_log_line(epoch, global_step, evaluation.train_loss, evaluation.val_loss)
+    }
+
     /// After each epoch (all its batches trained, or the run's `max_steps` reached in it): record
     /// what the task tracks per epoch in `history` and return the event that reports it (chapter
     /// 5's sample, chapter 6's accuracies). Nothing by default.
@@ -90,6 +115,16 @@ pub trait TrainTask {
     ) -> Result<Option<TrainEvent>> {
         Ok(None)
     }
+}
+
+/// What one evaluation of [`train_steps`] measured ([`TrainTask::evaluate`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evaluation {
+    pub train_loss: f64,
+    pub val_loss: f64,
+    /// Further named values (DPO: `train_chosen_rewards`, ...), kept by the loop in
+    /// [`TrainHistory::metrics`] under their names.
+    pub metrics: Vec<(String, f64)>,
 }
 
 /// The settings of a training run: the book's `num_epochs`, `eval_freq`, `eval_iter` and
@@ -168,6 +203,10 @@ pub struct TrainHistory {
     /// of the history it keeps, which a resumed run reproduces exactly and timings cannot.
     #[serde(default)]
     pub epoch_seconds: Vec<f64>,
+    /// The task's further values at each evaluation ([`Evaluation::metrics`]), one series per
+    /// name, one value per evaluation (DPO's chosen and rejected rewards); empty for the other tasks.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metrics: std::collections::BTreeMap<String, Vec<f64>>,
 }
 
 // Defined here rather than in `viz`, so that plotting code never imports training.
@@ -243,8 +282,9 @@ pub enum TrainEvent {
     /// update, the gradients' global norm before clipping when it clipped (appendix D), and
     /// units per second since this call started.
     Step { epoch: usize, global_step: i64, loss: f64, lr: f64, grad_norm: Option<f64>, units_per_s: f64, unit: Unit },
-    /// An evaluation, with the book's log line.
-    Eval { epoch: usize, global_step: i64, train_loss: f64, val_loss: f64, line: String },
+    /// An evaluation, with the book's log line (the task's: [`TrainTask::eval_log_line`]) and the
+    /// task's further values ([`Evaluation::metrics`], empty for most tasks).
+    Eval { epoch: usize, global_step: i64, train_loss: f64, val_loss: f64, metrics: Vec<(String, f64)>, line: String },
     /// Chapters 5 and 7: the greedy sample after an epoch.
     Sample { epoch: usize, text: String },
     /// Chapter 6: the accuracies after an epoch, with the book's line
@@ -364,7 +404,7 @@ pub fn train_steps<T: TrainTask, D: Dataset, V: Dataset>(
             }
             optimizer.step();
             state.last_loss = Some(loss_value);
-            state.tokens_seen += unit.count(&input_batch);
+            state.tokens_seen += task.count(&input_batch);
             state.steps_done += 1;
             state.batch_in_epoch += 1;
             steps_left -= 1;
@@ -379,7 +419,8 @@ pub fn train_steps<T: TrainTask, D: Dataset, V: Dataset>(
                 unit,
             });
             if global_step % settings.eval_freq.max(1) == 0 {
-                let (train_loss, val_loss) = evaluate_task(task, train_loader, val_loader, settings.eval_iter);
+                let evaluation = task.evaluate(train_loader, val_loader, settings.eval_iter);
+                let (train_loss, val_loss) = (evaluation.train_loss, evaluation.val_loss);
                 if !train_loss.is_finite() {
                     // The step's update made the model diverge: stop before a caller saves it.
                     return Err(Error::NonFiniteLoss {
@@ -395,8 +436,12 @@ pub fn train_steps<T: TrainTask, D: Dataset, V: Dataset>(
                 h.tokens_seen.push(state.tokens_seen);
                 h.steps.push(global_step);
                 h.epochs.push(epoch as f64 + state.batch_in_epoch as f64 / batches_per_epoch as f64);
-                let line = eval_log_line(epoch, global_step, train_loss, val_loss);
-                on_event(&TrainEvent::Eval { epoch, global_step, train_loss, val_loss, line });
+                for (name, value) in &evaluation.metrics {
+                    h.metrics.entry(name.clone()).or_default().push(*value);
+                }
+                let line = task.eval_log_line(epoch, global_step, &evaluation);
+                let metrics = evaluation.metrics;
+                on_event(&TrainEvent::Eval { epoch, global_step, train_loss, val_loss, metrics, line });
             }
         }
         if let Some(event) = task.after_epoch(epoch, train_loader, val_loader, settings, &mut state.history)? {
