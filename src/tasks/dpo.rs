@@ -183,8 +183,9 @@ impl PreferenceBatch {
 /// to one common length, the longest of them all plus one (so every row ends in at least one
 /// padding token, as the book). The selection mask of a row is `true` on its own tokens, `false`
 /// on its padding, and with `mask_prompt_tokens` also `false` on the prompt's tokens and the two
-/// after them (`+2`: the book's "two newlines before `### Response`"; GPT-2 encodes `\n\n` as
-/// one token, so the `+2` also hides the `###` token of the response header). Last, ids and
+/// after them (`+2`: the two newlines before `### Response`, which GPT-2 encodes as two `\n`
+/// tokens before a non-space; the header `### Response:\n` itself stays selected, as in the
+/// book). Last, ids and
 /// masks are cut to their first `allowed_max_length` columns when given, and moved to `device`.
 ///
 /// # Shapes
@@ -212,7 +213,7 @@ pub fn custom_collate_fn_dpo(
             mask[sequence.len()..].fill(false); // padding
             if mask_prompt_tokens {
                 let prompt_end = (item.prompt.len() + 2).min(max_length_common);
-                mask[..prompt_end].fill(false); // the prompt and the "\n\n###" after it
+                mask[..prompt_end].fill(false); // the prompt and the "\n", "\n" after it
             }
             ids[k].extend_from_slice(&padded[..width]);
             masks[k].extend_from_slice(&mask[..width]);
