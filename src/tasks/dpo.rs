@@ -834,7 +834,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("prefs.json") && e.contains("data[1]") && e.contains("missing field 'rejected'"), "{e}");
-        let e = parse_preference_data(&format!(r#"[{{"instruction": "a", "input": "", "output": "b", "chosen": 1, "rejected": "d"}}]"#), path)
+        let e = parse_preference_data(r#"[{"instruction": "a", "input": "", "output": "b", "chosen": 1, "rejected": "d"}]"#, path)
             .unwrap_err()
             .to_string();
         assert!(e.contains("data[0]") && e.contains("'chosen' is not a string"), "{e}");
