@@ -114,9 +114,9 @@ fn a_real_batch_selects_the_response_and_same_weights_give_ln2() {
         // "\n" tokens: the book's +2) and ends with the sequence: the selected tokens are the
         // response header and the chosen response.
         let mask = Vec::<bool>::try_from(batch.chosen_mask.get(i as i64)).unwrap();
-        let selected: Vec<u32> = example.chosen.iter().zip(&mask).filter(|(_, m)| **m).map(|(&t, _)| t as u32).collect();
+        let selected = batch.chosen.get(i as i64).masked_select(&batch.chosen_mask.get(i as i64));
         assert_eq!(mask.iter().position(|m| *m), Some(example.prompt.len() + 2), "example {i}");
-        assert_eq!(tokenizer.decode_ids(&selected).unwrap(), format!("### Response:\n{}", val[i].chosen), "example {i}");
+        assert_eq!(decode_tokens_from_batch(&selected, tokenizer).unwrap(), format!("### Response:\n{}", val[i].chosen), "example {i}");
         assert_eq!(mask.iter().filter(|m| **m).count(), example.chosen.len() - example.prompt.len() - 2, "no padding selected");
     }
 

@@ -38,13 +38,30 @@ use crate::text::data::{DataStore, INSTRUCTION_DATA_WITH_PREFERENCE};
 use crate::text::dataloader::{DataLoader, Dataset};
 use crate::text::tokenizer::Tokenizer;
 use crate::training::optim::AdamW;
-use crate::training::train::generate_sample;
+use crate::training::train::{generate_sample, token_ids_to_text};
 use crate::training::trainer::{
     print_book_lines, train_steps, Evaluation, TrainEvent, TrainHistory, TrainSettings, TrainState, TrainTask,
 };
 use crate::viz::figures::LossPlot;
 
 pub use crate::tasks::instruct::PAD_TOKEN_ID;
+
+/// The book's DPO run (section 5 of its notebook): β 0.1, AdamW with learning rate 5e-6 and
+/// weight decay 0.01, batches of 8 pairs, one epoch, evaluating every 5 steps on 5 batches,
+/// batches cut to 1024 tokens (GPT-2's context) with the prompts masked.
+pub const BOOK_BETA: f64 = 0.1;
+/// See [`BOOK_BETA`].
+pub const BOOK_LEARNING_RATE: f64 = 5e-6;
+/// See [`BOOK_BETA`].
+pub const BOOK_WEIGHT_DECAY: f64 = 0.01;
+/// See [`BOOK_BETA`].
+pub const BOOK_BATCH_SIZE: usize = 8;
+/// See [`BOOK_BETA`].
+pub const BOOK_EVAL_FREQ: i64 = 5;
+/// See [`BOOK_BETA`].
+pub const BOOK_EVAL_ITER: usize = 5;
+/// See [`BOOK_BETA`].
+pub const BOOK_ALLOWED_MAX_LENGTH: usize = 1024;
 
 // ---------------------------------------------------------------------------------------------
 // 2. The preference data
@@ -327,6 +344,12 @@ pub fn create_preference_loaders<T: Tokenizer + ?Sized>(
         DataLoader::new(dataset(val_data)?, batch_size, false, false, seed)?,
         DataLoader::new(dataset(test_data)?, batch_size, false, false, seed)?,
     ))
+}
+
+/// The book's `decode_tokens_from_batch`: the text of a tensor of token ids (flattened), e.g. one
+/// row of a batch, or the tokens a mask selects (`chosen.get(0).masked_select(&chosen_mask.get(0))`).
+pub fn decode_tokens_from_batch(token_ids: &Tensor, tokenizer: &dyn Tokenizer) -> Result<String> {
+    token_ids_to_text(token_ids, tokenizer)
 }
 
 // ---------------------------------------------------------------------------------------------
