@@ -183,8 +183,9 @@ impl PreferenceBatch {
 /// to one common length, the longest of them all plus one (so every row ends in at least one
 /// padding token, as the book). The selection mask of a row is `true` on its own tokens, `false`
 /// on its padding, and with `mask_prompt_tokens` also `false` on the prompt's tokens and the two
-/// after them (`+2`: the book's "two newlines before `### Response`"; GPT-2 encodes `\n\n` as
-/// one token, so the `+2` also hides the `###` token of the response header). Last, ids and
+/// after them (`+2`: the two newlines before `### Response`, which GPT-2 encodes as two `\n`
+/// tokens before a non-space; the header `### Response:\n` itself stays selected, as in the
+/// book). Last, ids and
 /// masks are cut to their first `allowed_max_length` columns when given, and moved to `device`.
 ///
 /// # Shapes
@@ -212,7 +213,7 @@ pub fn custom_collate_fn_dpo(
             mask[sequence.len()..].fill(false); // padding
             if mask_prompt_tokens {
                 let prompt_end = (item.prompt.len() + 2).min(max_length_common);
-                mask[..prompt_end].fill(false); // the prompt and the "\n\n###" after it
+                mask[..prompt_end].fill(false); // the prompt and the "\n", "\n" after it
             }
             ids[k].extend_from_slice(&padded[..width]);
             masks[k].extend_from_slice(&mask[..width]);
@@ -837,6 +838,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("data[0]") && e.contains("'chosen' is not a string"), "{e}");
+    }
+
+    /// A DPO run cut into two calls of the loop ends where the uninterrupted run ends: weights,
+    /// history and the reward series (what the `llm` CLI's checkpoints and resuming rely on).
+    #[test]
+    fn a_dpo_run_resumes_exactly() {
+        let _rng = crate::util::device::rng_lock();
+        let cfg = GptConfig { vocab_size: 64, context_length: 16, emb_dim: 16, n_heads: 2, n_layers: 1, drop_rate: 0.1, qkv_bias: false };
+        let examples: Vec<PreferenceExample> = (0..12)
+            .map(|i| PreferenceExample { prompt: vec![1, 2], chosen: vec![1, 2, 10 + i % 5, 11, 12], rejected: vec![1, 2, 30 + i % 7, 31, 32, 33] })
+            .collect();
+        let dataset = PreferenceDataset { encoded_texts: examples, pad_token_id: 0, allowed_max_length: None, mask_prompt_tokens: true };
+        let train = DataLoader::new(dataset.clone(), 2, true, true, 7).unwrap();
+        let val = DataLoader::new(dataset, 4, false, false, 7).unwrap();
+        let settings = TrainSettings { sample_tokens: 0, ..TrainSettings::book(2, 3, 1, "") };
+        let run = |pieces: &[Option<usize>]| {
+            crate::util::device::set_seed(5);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let policy = GptModel::new(&vs.root(), &cfg);
+            let (_ref_vs, reference) = reference_model(&vs, &cfg).unwrap();
+            let mut optimizer = AdamW::new(&vs, 1e-2, 0.0);
+            let task = DpoTask::new(&policy, &reference, 0.1);
+            let mut state = TrainState::default();
+            for &steps in pieces {
+                train_steps(&task, &train, &val, &mut optimizer, &settings, &mut state, steps, &mut |_| {}).unwrap();
+            }
+            (policy.out_head.weight.copy(), state)
+        };
+        let (whole_weight, whole) = run(&[None]);
+        let (cut_weight, cut) = run(&[Some(4), None]);
+        assert_eq!(whole.steps_done, 12, "6 batches of 2 pairs, 2 epochs");
+        assert!(whole_weight.equal(&cut_weight), "same weights");
+        assert_eq!(whole.history, cut.history, "same history, rewards included");
+        let h = DpoHistory::from_history(&whole.history);
+        assert_eq!((h.steps.as_slice(), h.val_chosen_rewards.len()), (&[0, 3, 6, 9][..], 4));
+        assert_eq!(h.tokens_seen[0], 2 * 7, "the chosen half of the first batch: 2 rows of 6 + 1 tokens");
+        assert!(h.train_reward_margins()[3] > h.train_reward_margins()[0], "the training margin rises: {:?}", h.train_reward_margins());
     }
 
     #[test]
