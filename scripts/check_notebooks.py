@@ -53,6 +53,7 @@ MIN_FIGURES = {
     "appendix-a": 4,
     "appendix-d": 5,
     "appendix-e": 3,
+    "bonus-dpo": 5,
 }
 
 
