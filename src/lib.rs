@@ -168,7 +168,8 @@ pub mod bonus_dpo {
     pub use crate::nn::model::{set_drop_rate, GptModel};
     pub use crate::tasks::dpo::{
         compute_dpo_loss, compute_dpo_loss_batch, compute_dpo_loss_loader, compute_dpo_loss_packed, compute_logprobs,
-        create_preference_loaders, custom_collate_fn_dpo, evaluate_dpo_loss_loader, load_preference_file, parse_preference_data,
+        create_preference_loaders, custom_collate_fn_dpo, decode_tokens_from_batch, evaluate_dpo_loss_loader, BOOK_ALLOWED_MAX_LENGTH,
+        BOOK_BATCH_SIZE, BOOK_BETA, BOOK_EVAL_FREQ, BOOK_EVAL_ITER, BOOK_LEARNING_RATE, BOOK_WEIGHT_DECAY, load_preference_file, parse_preference_data,
         read_preference_data, reference_model, split_preference_data, train_model_dpo_simple, DpoEval, DpoHistory, DpoLosses,
         DpoTask, PreferenceBatch, PreferenceDataset, PreferenceEntry, PreferenceExample, PAD_TOKEN_ID, TRAIN_CHOSEN_REWARDS,
         TRAIN_REJECTED_REWARDS, VAL_CHOSEN_REWARDS, VAL_REJECTED_REWARDS,

@@ -38,13 +38,30 @@ use crate::text::data::{DataStore, INSTRUCTION_DATA_WITH_PREFERENCE};
 use crate::text::dataloader::{DataLoader, Dataset};
 use crate::text::tokenizer::Tokenizer;
 use crate::training::optim::AdamW;
-use crate::training::train::generate_sample;
+use crate::training::train::{generate_sample, token_ids_to_text};
 use crate::training::trainer::{
     print_book_lines, train_steps, Evaluation, TrainEvent, TrainHistory, TrainSettings, TrainState, TrainTask,
 };
 use crate::viz::figures::LossPlot;
 
 pub use crate::tasks::instruct::PAD_TOKEN_ID;
+
+/// The book's DPO run (section 5 of its notebook): β 0.1, AdamW with learning rate 5e-6 and
+/// weight decay 0.01, batches of 8 pairs, one epoch, evaluating every 5 steps on 5 batches,
+/// batches cut to 1024 tokens (GPT-2's context) with the prompts masked.
+pub const BOOK_BETA: f64 = 0.1;
+/// See [`BOOK_BETA`].
+pub const BOOK_LEARNING_RATE: f64 = 5e-6;
+/// See [`BOOK_BETA`].
+pub const BOOK_WEIGHT_DECAY: f64 = 0.01;
+/// See [`BOOK_BETA`].
+pub const BOOK_BATCH_SIZE: usize = 8;
+/// See [`BOOK_BETA`].
+pub const BOOK_EVAL_FREQ: i64 = 5;
+/// See [`BOOK_BETA`].
+pub const BOOK_EVAL_ITER: usize = 5;
+/// See [`BOOK_BETA`].
+pub const BOOK_ALLOWED_MAX_LENGTH: usize = 1024;
 
 // ---------------------------------------------------------------------------------------------
 // 2. The preference data
@@ -183,8 +200,9 @@ impl PreferenceBatch {
 /// to one common length, the longest of them all plus one (so every row ends in at least one
 /// padding token, as the book). The selection mask of a row is `true` on its own tokens, `false`
 /// on its padding, and with `mask_prompt_tokens` also `false` on the prompt's tokens and the two
-/// after them (`+2`: the book's "two newlines before `### Response`"; GPT-2 encodes `\n\n` as
-/// one token, so the `+2` also hides the `###` token of the response header). Last, ids and
+/// after them (`+2`: the two newlines before `### Response`, which GPT-2 encodes as two `\n`
+/// tokens before a non-space; the header `### Response:\n` itself stays selected, as in the
+/// book). Last, ids and
 /// masks are cut to their first `allowed_max_length` columns when given, and moved to `device`.
 ///
 /// # Shapes
@@ -212,7 +230,7 @@ pub fn custom_collate_fn_dpo(
             mask[sequence.len()..].fill(false); // padding
             if mask_prompt_tokens {
                 let prompt_end = (item.prompt.len() + 2).min(max_length_common);
-                mask[..prompt_end].fill(false); // the prompt and the "\n\n###" after it
+                mask[..prompt_end].fill(false); // the prompt and the "\n", "\n" after it
             }
             ids[k].extend_from_slice(&padded[..width]);
             masks[k].extend_from_slice(&mask[..width]);
@@ -326,6 +344,12 @@ pub fn create_preference_loaders<T: Tokenizer + ?Sized>(
         DataLoader::new(dataset(val_data)?, batch_size, false, false, seed)?,
         DataLoader::new(dataset(test_data)?, batch_size, false, false, seed)?,
     ))
+}
+
+/// The book's `decode_tokens_from_batch`: the text of a tensor of token ids (flattened), e.g. one
+/// row of a batch, or the tokens a mask selects (`chosen.get(0).masked_select(&chosen_mask.get(0))`).
+pub fn decode_tokens_from_batch(token_ids: &Tensor, tokenizer: &dyn Tokenizer) -> Result<String> {
+    token_ids_to_text(token_ids, tokenizer)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -833,10 +857,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("prefs.json") && e.contains("data[1]") && e.contains("missing field 'rejected'"), "{e}");
-        let e = parse_preference_data(&format!(r#"[{{"instruction": "a", "input": "", "output": "b", "chosen": 1, "rejected": "d"}}]"#), path)
+        let e = parse_preference_data(r#"[{"instruction": "a", "input": "", "output": "b", "chosen": 1, "rejected": "d"}]"#, path)
             .unwrap_err()
             .to_string();
         assert!(e.contains("data[0]") && e.contains("'chosen' is not a string"), "{e}");
+    }
+
+    /// A DPO run cut into two calls of the loop ends where the uninterrupted run ends: weights,
+    /// history and the reward series (what the `llm` CLI's checkpoints and resuming rely on).
+    #[test]
+    fn a_dpo_run_resumes_exactly() {
+        let _rng = crate::util::device::rng_lock();
+        let cfg = GptConfig { vocab_size: 64, context_length: 16, emb_dim: 16, n_heads: 2, n_layers: 1, drop_rate: 0.1, qkv_bias: false };
+        let examples: Vec<PreferenceExample> = (0..12)
+            .map(|i| PreferenceExample { prompt: vec![1, 2], chosen: vec![1, 2, 10 + i % 5, 11, 12], rejected: vec![1, 2, 30 + i % 7, 31, 32, 33] })
+            .collect();
+        let dataset = PreferenceDataset { encoded_texts: examples, pad_token_id: 0, allowed_max_length: None, mask_prompt_tokens: true };
+        let train = DataLoader::new(dataset.clone(), 2, true, true, 7).unwrap();
+        let val = DataLoader::new(dataset, 4, false, false, 7).unwrap();
+        let settings = TrainSettings { sample_tokens: 0, ..TrainSettings::book(2, 3, 1, "") };
+        let run = |pieces: &[Option<usize>]| {
+            crate::util::device::set_seed(5);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let policy = GptModel::new(&vs.root(), &cfg);
+            let (_ref_vs, reference) = reference_model(&vs, &cfg).unwrap();
+            let mut optimizer = AdamW::new(&vs, 1e-2, 0.0);
+            let task = DpoTask::new(&policy, &reference, 0.1);
+            let mut state = TrainState::default();
+            for &steps in pieces {
+                train_steps(&task, &train, &val, &mut optimizer, &settings, &mut state, steps, &mut |_| {}).unwrap();
+            }
+            (policy.out_head.weight.copy(), state)
+        };
+        let (whole_weight, whole) = run(&[None]);
+        let (cut_weight, cut) = run(&[Some(4), None]);
+        assert_eq!(whole.steps_done, 12, "6 batches of 2 pairs, 2 epochs");
+        assert!(whole_weight.equal(&cut_weight), "same weights");
+        assert_eq!(whole.history, cut.history, "same history, rewards included");
+        let h = DpoHistory::from_history(&whole.history);
+        assert_eq!((h.steps.as_slice(), h.val_chosen_rewards.len()), (&[0, 3, 6, 9][..], 4));
+        assert_eq!(h.tokens_seen[0], 2 * 7, "the chosen half of the first batch: 2 rows of 6 + 1 tokens");
+        assert!(h.train_reward_margins()[3] > h.train_reward_margins()[0], "the training margin rises: {:?}", h.train_reward_margins());
     }
 
     #[test]

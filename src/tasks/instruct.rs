@@ -411,11 +411,12 @@ pub fn extract_response(generated_text: &str, input_text: &str) -> String {
 /// Section 7.7: the model's response to an entry. Encodes [`format_input`], extends it greedily by
 /// up to `max_new_tokens` tokens with chapter 5's [`generate`], stopping at `<|endoftext|>`, and
 /// returns [`extract_response`] of the decoded text. The model should be in evaluation mode
-/// (`generate` calls it with `train = false`).
-pub fn generate_response<M: ModuleT + ?Sized>(
+/// (`generate` calls it with `train = false`). Any [`InstructionPrompt`] will do (the DPO
+/// bonus asks its preference entries before and after DPO).
+pub fn generate_response<M: ModuleT + ?Sized, E: InstructionPrompt + ?Sized>(
     model: &M,
     tokenizer: &dyn Tokenizer,
-    entry: &InstructionEntry,
+    entry: &E,
     max_new_tokens: i64,
     context_size: i64,
     device: Device,

@@ -1,15 +1,18 @@
 //! The training loop of chapter 5.2 (listing 5.3), written once for every chapter: chapter 5's
 //! pretraining and chapter 7's instruction fine-tuning ([`crate::training::train::NextTokenTask`]),
 //! chapter 6's classifier (`tasks::classify::ClassifierTask`), appendix D's warmup, cosine decay
-//! and clipping (the settings' [`TrainExtras`]), and appendix E's LoRA classifier.
+//! and clipping (the settings' [`TrainExtras`]), appendix E's LoRA classifier, and chapter 7's
+//! DPO bonus (`tasks::dpo::DpoTask`).
 //!
 //! What differs between the chapters is a [`TrainTask`]: the loss of a batch, what the loop
-//! counts (tokens or examples), and what happens after each epoch (chapter 5 prints a greedy
-//! sample, chapter 6 the accuracies). Everything else is [`train_steps`], the book's loop step for
-//! step: for each batch, zero the gradients, compute the loss, back-propagate, (appendix D: set
-//! the step's learning rate, clip the gradients,) step AdamW, count what the batch held; every
-//! `eval_freq` steps evaluate on the first `eval_iter` batches of both loaders and log
-//! `Ep 1 (Step 000000): Train loss 9.817, Val loss 9.924`; after each epoch, the task's report.
+//! counts (tokens or examples), what an evaluation measures besides the two losses (DPO's
+//! rewards, kept as named series in [`TrainHistory::metrics`]), and what happens after each
+//! epoch (chapter 5 prints a greedy sample, chapter 6 the accuracies). Everything else is
+//! [`train_steps`], the book's loop step for step: for each batch, zero the gradients, compute
+//! the loss, back-propagate, (appendix D: set the step's learning rate, clip the gradients,)
+//! step AdamW, count what the batch held; every `eval_freq` steps evaluate on the first
+//! `eval_iter` batches of both loaders and log `Ep 1 (Step 000000): Train loss 9.817, Val loss
+//! 9.924`; after each epoch, the task's report.
 //!
 //! A run is its [`TrainSettings`] and its [`TrainState`] (epoch, batch, steps, what was seen, the
 //! [`TrainHistory`]); [`crate::training::checkpoint`] saves both with the model and AdamW, and
@@ -629,5 +632,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((history.samples.len(), history.train_accs.len(), history.epoch_seconds.len()), (1, 0, 0));
+        assert!(history.metrics.is_empty(), "no task metrics in a history written before them");
+        assert!(!serde_json::to_string(&history).unwrap().contains("metrics"), "and none written when empty");
     }
 }
