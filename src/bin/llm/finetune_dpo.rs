@@ -35,12 +35,13 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use llm_from_scratch::bonus_dpo::{
     create_preference_loaders, evaluate_dpo_loss_loader, load_preference_file, read_preference_data, reference_model,
-    split_preference_data, DpoEval, DpoHistory, DpoTask, PreferenceEntry,
+    split_preference_data, DpoEval, DpoHistory, DpoTask, PreferenceEntry, BOOK_ALLOWED_MAX_LENGTH, BOOK_BATCH_SIZE, BOOK_BETA,
+    BOOK_EVAL_FREQ, BOOK_EVAL_ITER, BOOK_LEARNING_RATE, BOOK_WEIGHT_DECAY,
 };
 use llm_from_scratch::ch02::{BpeTokenizer, DataStore};
 use llm_from_scratch::ch04::GptModel;
 use llm_from_scratch::ch05::{read_checkpoint, save_checkpoint, stop_requested, train_steps, AdamW, CheckpointMeta, TrainSettings, TrainState};
-use llm_from_scratch::ch07::{format_input, generate_response, rouge_l, InstructionEntry};
+use llm_from_scratch::ch07::{format_input, generate_response, rouge_l};
 use serde::{Deserialize, Serialize};
 
 use crate::interrupt::{stop_on_signals, Interrupted};
@@ -64,28 +65,31 @@ pub struct FinetuneDpoArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// DPO's β: how strongly the loss holds the policy to the reference's log-ratios.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = BOOK_BETA)]
     pub beta: f64,
+    /// Passes over the training pairs.
     #[arg(long, default_value_t = 1)]
     pub epochs: usize,
     /// Preference pairs per batch (each pair is a chosen and a rejected sequence).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = BOOK_BATCH_SIZE)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 5e-6)]
+    /// AdamW's learning rate (the book's 5e-6).
+    #[arg(long, default_value_t = BOOK_LEARNING_RATE)]
     pub lr: f64,
-    #[arg(long, default_value_t = 0.01)]
+    /// AdamW's weight decay.
+    #[arg(long, default_value_t = BOOK_WEIGHT_DECAY)]
     pub weight_decay: f64,
     /// Cut every batch to this many tokens (at most the model's context length).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = BOOK_ALLOWED_MAX_LENGTH)]
     pub allowed_max_length: usize,
     /// Let the loss read the prompt tokens too (the book masks them: only the response counts).
     #[arg(long)]
     pub no_mask_prompt: bool,
     /// Evaluate every this many steps.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = BOOK_EVAL_FREQ)]
     pub eval_freq: i64,
     /// Batches per evaluation.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = BOOK_EVAL_ITER)]
     pub eval_iter: usize,
     /// Tokens of the greedy sample printed after each epoch (the book's 50).
     #[arg(long, default_value_t = 50)]
@@ -377,8 +381,7 @@ pub fn run(args: FinetuneDpoArgs) -> Result<()> {
     let test_entries = &test_data[..args.test_limit.unwrap_or(test_data.len()).min(test_data.len())];
     let answering = Progress::new(2 * test_entries.len() as u64, 0, "responses");
     let respond = |m: &GptModel, entry: &PreferenceEntry| -> Result<String> {
-        let prompt = InstructionEntry::new(&entry.instruction, &entry.input, &entry.output);
-        let response = generate_response(m, &tokenizer, &prompt, args.max_new_tokens, cfg.context_length, device)?;
+        let response = generate_response(m, &tokenizer, entry, args.max_new_tokens, cfg.context_length, device)?;
         answering.inc();
         Ok(response)
     };

@@ -16,7 +16,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use llm_from_scratch::bonus_dpo::{compute_dpo_loss_batch, create_preference_loaders, read_preference_data, reference_model, split_preference_data, PreferenceBatch};
+use llm_from_scratch::bonus_dpo::{
+    compute_dpo_loss_batch, create_preference_loaders, read_preference_data, reference_model, split_preference_data, PreferenceBatch,
+    BOOK_BATCH_SIZE, BOOK_BETA, BOOK_LEARNING_RATE, BOOK_WEIGHT_DECAY,
+};
 use llm_from_scratch::ch02::{BpeTokenizer, DataStore};
 use llm_from_scratch::ch04::{num_parameters, GptModel};
 use llm_from_scratch::optim::AdamW;
@@ -40,7 +43,7 @@ pub struct DpoStepArgs {
     #[arg(long, conflicts_with = "batch")]
     pub write_batch: Option<PathBuf>,
     /// Preference pairs per batch when the batch comes from the data.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = BOOK_BATCH_SIZE)]
     pub batch_size: usize,
     /// Timed steps; the median is reported.
     #[arg(long, default_value_t = 3)]
@@ -52,7 +55,7 @@ pub struct DpoStepArgs {
     #[arg(long)]
     pub threads: Option<i32>,
     /// DPO's β.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = BOOK_BETA)]
     pub beta: f64,
     /// Seed of the policy's random weights.
     #[arg(long, default_value_t = 123)]
@@ -153,7 +156,7 @@ pub fn dpo_step(args: DpoStepArgs) -> Result<()> {
         (vs, model)
     };
     let (_reference_vs, reference) = reference_model(&vs, &cfg)?;
-    let mut optimizer = AdamW::new(&vs, 5e-6, 0.01);
+    let mut optimizer = AdamW::new(&vs, BOOK_LEARNING_RATE, BOOK_WEIGHT_DECAY);
 
     let sync = || {
         if let Device::Cuda(d) = device {
