@@ -2,14 +2,16 @@
 # shellcheck shell=bash
 
 # bench_setup PROFILE: go to the repository root, load the project's environment, default
-# THREADS to PyTorch's thread count, build `llm` with PROFILE (release or dev) into $LLM, and
-# make a temporary folder $OUT that is removed on exit.
+# THREADS to PyTorch's thread count, build `llm` with PROFILE (release or dev) into $LLM (unless
+# LLM already names a binary), and make a temporary folder $OUT that is removed on exit.
 bench_setup() {
     cd "$(dirname "${BASH_SOURCE[0]}")/.."
     # shellcheck source=/dev/null
     source scripts/env.sh
     THREADS="${THREADS:-$(python -c 'import torch; print(torch.get_num_threads())')}"
-    if [ "$1" = release ]; then
+    if [ -n "${LLM:-}" ]; then
+        : # LLM=path/to/llm: that binary, unbuilt (e.g. a copy, when others build into the same target folder)
+    elif [ "$1" = release ]; then
         cargo build --quiet --release --bin llm
         LLM="${CARGO_TARGET_DIR:-target}/release/llm"
     else

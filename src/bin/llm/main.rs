@@ -1,12 +1,13 @@
 //! `llm`: the chapters' end-to-end runs from the command line.
 //!
 //! `llm info` prints the device and library versions; the chapters add `tokenize`, `generate`,
-//! `pretrain`, `finetune-spam`, `finetune-instruct`, `classify` and `bench`.
+//! `pretrain`, `finetune-spam`, `finetune-instruct`, `finetune-dpo`, `classify` and `bench`.
 
 mod bench;
 mod classify;
 mod finetune_spam;
 mod chat;
+mod finetune_dpo;
 mod finetune_instruct;
 mod generate;
 mod interrupt;
@@ -44,6 +45,9 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// Chapter 7: finetune a GPT model to follow instructions, answer the test set and score it.
     FinetuneInstruct(finetune_instruct::FinetuneInstructArgs),
+    /// Chapter 7's bonus: align an instruction-finetuned model with preferences (DPO), then
+    /// answer the test set with the model before and after.
+    FinetuneDpo(finetune_dpo::FinetuneDpoArgs),
     /// Chapter 7: the response of an instruction-finetuned model to one instruction.
     Respond(respond::RespondArgs),
     /// Chapter 7: an interactive loop of instructions and responses (ends at /quit or end of input).
@@ -98,6 +102,7 @@ fn run(command: Command) -> Result<()> {
         Command::FinetuneSpam(args) => finetune_spam::run(args),
         Command::Classify(args) => classify::run(args),
         Command::FinetuneInstruct(args) => finetune_instruct::run(args),
+        Command::FinetuneDpo(args) => finetune_dpo::run(args),
         Command::Respond(args) => respond::run(args),
         Command::Chat(args) => chat::run(args),
         Command::Bench { command } => bench::run(command),

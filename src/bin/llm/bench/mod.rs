@@ -1,6 +1,7 @@
 //! `llm bench ...`: measurements for the README's performance table, one JSON line each.
 //! Each compares this crate with a reference measured in the same run on the same machine.
 
+mod dpo_step;
 mod finetune_spam;
 mod forward;
 mod tokenize;
@@ -25,6 +26,9 @@ pub enum BenchCommand {
     /// Chapter 6 fine-tuning step: examples/s and peak memory with only the last block,
     /// final norm and 2-class head trainable.
     FinetuneSpam(finetune_spam::FinetuneSpamBenchArgs),
+    /// Chapter 7's bonus: time per DPO training step (policy against a frozen reference, AdamW)
+    /// on a batch of the preference data.
+    DpoStep(dpo_step::DpoStepArgs),
 }
 
 pub fn run(command: BenchCommand) -> Result<()> {
@@ -33,6 +37,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Forward(args) => forward::forward(args),
         BenchCommand::Train(args) => train::train(args),
         BenchCommand::FinetuneSpam(args) => finetune_spam::finetune_spam(args),
+        BenchCommand::DpoStep(args) => dpo_step::dpo_step(args),
     }
 }
 
