@@ -1,7 +1,7 @@
 """PyTorch eager DPO training step of the book's GPT model: the reference for `llm bench dpo-step`.
 
 The book's DPO code (ch07/04_preference-tuning-with-dpo, dpo-from-scratch.ipynb): compute_logprobs,
-compute_dpo_loss and compute_dpo_loss_batch re-written here with the same formulas, and the
+compute_dpo_loss (from tests/fixtures/dpo_loss.py, the tests' reference) and compute_dpo_loss_batch, and the
 training step of its train_model_dpo_simple (zero_grad, DPO loss of the batch, backward, AdamW
 step). The policy is the book's GPT model (tests/fixtures/gpt_pytorch.py) with random weights
 (seed 123) and dropout 0.0 (the chapter's config); the reference model is a copy of it in eval
@@ -21,41 +21,15 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "fixtures"))
 from forward_pytorch import ALIASES, BASE, PRESETS  # noqa: E402
+from dpo_loss import compute_dpo_loss, compute_logprobs  # noqa: E402  (the book's formulas, as the tests check them)
 from gpt_pytorch import GPTModel  # noqa: E402
 from train_pytorch import cpu_seconds, peak_rss_mb  # noqa: E402
-
-
-def compute_logprobs(logits, labels, selection_mask=None):
-    """The book's compute_logprobs: mean log-probability of each row's labels (shifted by one),
-    over the tokens the mask selects."""
-    labels = labels[:, 1:].clone()
-    logits = logits[:, :-1, :]
-    log_probs = F.log_softmax(logits, dim=-1)
-    selected_log_probs = torch.gather(input=log_probs, dim=-1, index=labels.unsqueeze(-1)).squeeze(-1)
-    if selection_mask is not None:
-        mask = selection_mask[:, 1:].clone()
-        selected_log_probs = selected_log_probs * mask
-        return selected_log_probs.sum(-1) / mask.sum(-1)
-    return selected_log_probs.mean(-1)
-
-
-def compute_dpo_loss(model_chosen_logprobs, model_rejected_logprobs, reference_chosen_logprobs,
-                     reference_rejected_logprobs, beta=0.1):
-    """The book's compute_dpo_loss (Eq. 7 of the DPO paper) with its reward tracking."""
-    model_logratios = model_chosen_logprobs - model_rejected_logprobs
-    reference_logratios = reference_chosen_logprobs - reference_rejected_logprobs
-    logits = model_logratios - reference_logratios
-    losses = -F.logsigmoid(beta * logits)
-    chosen_rewards = (model_chosen_logprobs - reference_chosen_logprobs).detach()
-    rejected_rewards = (model_rejected_logprobs - reference_rejected_logprobs).detach()
-    return losses.mean(), chosen_rewards.mean(), rejected_rewards.mean()
 
 
 def compute_dpo_loss_batch(batch, policy_model, reference_model, beta):

@@ -40,12 +40,12 @@ use llm_from_scratch::bonus_dpo::{
 };
 use llm_from_scratch::ch02::{BpeTokenizer, DataStore};
 use llm_from_scratch::ch04::GptModel;
-use llm_from_scratch::ch05::{read_checkpoint, save_checkpoint, stop_requested, train_steps, AdamW, CheckpointMeta, TrainSettings, TrainState};
+use llm_from_scratch::ch05::{save_checkpoint, stop_requested, train_steps, AdamW, CheckpointMeta, TrainSettings, TrainState};
 use llm_from_scratch::ch07::{format_input, generate_response, rouge_l};
 use serde::{Deserialize, Serialize};
 
 use crate::interrupt::{stop_on_signals, Interrupted};
-use crate::model_source::ModelArgs;
+use crate::model_source::{ModelArgs, ResumedRun};
 use crate::progress::{save_figure, save_json, steps_to_next_save, training_failed, Progress};
 
 /// The file of the test set with both models' responses.
@@ -173,18 +173,7 @@ pub fn run(args: FinetuneDpoArgs) -> Result<()> {
     // --resume: the stopped run's checkpoint; its data and training flags replace the command line's.
     let (args, resumed) = match &args.resume {
         Some(dir) => {
-            if !args.model.is_unset() {
-                bail!("--resume continues a run with its own model: leave out --config, --weights and --model");
-            }
-            let ckpt = read_checkpoint(dir).with_context(|| format!("--resume {}: reading the run's checkpoint", dir.display()))?;
-            let run_data: RunData = serde_json::from_value(ckpt.meta.extra.clone())
-                .with_context(|| format!("{}: no `llm finetune-dpo` run data in this checkpoint", ckpt.path.display()))?;
-            let settings = match (&ckpt.meta.settings, &ckpt.meta.optimizer) {
-                (Some(settings), Some(_)) => settings.clone(),
-                _ => bail!("{}: a finished run (saved without its optimizer): nothing to resume", ckpt.path.display()),
-            };
-            let mut model = ModelArgs::of_run(dir);
-            model.seed = settings.seed;
+            let ResumedRun { ckpt, run_data, settings, model } = ResumedRun::<RunData>::read(dir, &args.model, "finetune-dpo")?;
             let args = FinetuneDpoArgs {
                 model,
                 data: run_data.data_file.clone(),

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use llm_from_scratch::ch02::{BpeTokenizer, DataStore};
-use llm_from_scratch::ch05::{evaluate_model, read_checkpoint, save_checkpoint, stop_requested, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainSettings, TrainState};
+use llm_from_scratch::ch05::{evaluate_model, save_checkpoint, stop_requested, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainSettings, TrainState};
 use llm_from_scratch::ch07::{
     average_score, create_instruction_loaders, format_input, generate_responses, instruction_data, load_instruction_data,
     mean_rouge_l, response_loss, save_responses, set_drop_rate, train_test_val_split, ChatApi, Judge, DEFAULT_JUDGE_MODEL,
@@ -35,7 +35,7 @@ use llm_from_scratch::ch07::{
 };
 use serde::Serialize;
 
-use crate::model_source::ModelArgs;
+use crate::model_source::{ModelArgs, ResumedRun};
 use crate::interrupt::{stop_on_signals, Interrupted};
 use crate::progress::{save_figure, save_json, steps_to_next_save, training_failed, Progress};
 
@@ -151,18 +151,7 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     // --resume: the stopped run's checkpoint; its data and training flags replace the command line's.
     let (args, resumed) = match &args.resume {
         Some(dir) => {
-            if !args.model.is_unset() {
-                bail!("--resume continues a run with its own model: leave out --config, --weights and --model");
-            }
-            let ckpt = read_checkpoint(dir).with_context(|| format!("--resume {}: reading the run's checkpoint", dir.display()))?;
-            let run_data: RunData = serde_json::from_value(ckpt.meta.extra.clone())
-                .with_context(|| format!("{}: no `llm finetune-instruct` run data in this checkpoint", ckpt.path.display()))?;
-            let settings = match (&ckpt.meta.settings, &ckpt.meta.optimizer) {
-                (Some(settings), Some(_)) => settings.clone(),
-                _ => bail!("{}: a finished run (saved without its optimizer): nothing to resume", ckpt.path.display()),
-            };
-            let mut model = ModelArgs::of_run(dir);
-            model.seed = settings.seed;
+            let ResumedRun { ckpt, run_data, settings, model } = ResumedRun::<RunData>::read(dir, &args.model, "finetune-instruct")?;
             let args = FinetuneInstructArgs {
                 model,
                 data: run_data.data_file.clone(),

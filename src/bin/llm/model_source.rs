@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use llm_from_scratch::ch04::{load_safetensors, GptConfig, GptModel};
-use llm_from_scratch::ch05::{read_checkpoint, Checkpoint};
+use llm_from_scratch::ch05::{read_checkpoint, Checkpoint, TrainSettings};
 use tch::{nn, Device};
 
 /// The options that choose a model.
@@ -120,5 +120,33 @@ impl ModelArgs {
         }
         vs.set_device(device);
         Ok(LoadedModel { vs, model, cfg })
+    }
+}
+
+/// `--resume DIR` of a fine-tuning command: the stopped run's checkpoint, the run data its command
+/// saved (`R`), its training settings, and the model flags that name the run (with its seed).
+pub struct ResumedRun<R> {
+    pub ckpt: Checkpoint,
+    pub run_data: R,
+    pub settings: TrainSettings,
+    pub model: ModelArgs,
+}
+
+impl<R: serde::de::DeserializeOwned> ResumedRun<R> {
+    /// Read the run in `dir`; `model` are the command line's model flags, which a resumed run
+    /// refuses (it continues with its own model); `command` names the command in errors.
+    pub fn read(dir: &Path, model: &ModelArgs, command: &str) -> Result<Self> {
+        if !model.is_unset() {
+            anyhow::bail!("--resume continues a run with its own model: leave out --config, --weights and --model");
+        }
+        let ckpt = read_checkpoint(dir).with_context(|| format!("--resume {}: reading the run's checkpoint", dir.display()))?;
+        let run_data: R = serde_json::from_value(ckpt.meta.extra.clone())
+            .with_context(|| format!("{}: no `llm {command}` run data in this checkpoint", ckpt.path.display()))?;
+        let settings = match (&ckpt.meta.settings, &ckpt.meta.optimizer) {
+            (Some(settings), Some(_)) => settings.clone(),
+            _ => anyhow::bail!("{}: a finished run (saved without its optimizer): nothing to resume", ckpt.path.display()),
+        };
+        let model = ModelArgs { seed: settings.seed, ..ModelArgs::of_run(dir) };
+        Ok(Self { ckpt, run_data, settings, model })
     }
 }
