@@ -133,6 +133,8 @@ mod tests {
 
     #[test]
     fn dummy_model_maps_the_book_batch_to_logits_over_the_vocabulary() {
+        // Building a model draws from the global generator, which other tests seed and read.
+        let _rng = crate::util::device::rng_lock();
         let cfg = GptConfig { emb_dim: 8, n_heads: 2, n_layers: 2, context_length: 16, ..GptConfig::gpt2_124m() };
         let vs = nn::VarStore::new(Device::Cpu);
         let model = DummyGptModel::new(&vs.root(), &cfg);
@@ -157,6 +159,7 @@ mod tests {
     #[test]
     fn eval_mode_output_is_the_embeddings_through_the_head() {
         // With identity blocks and norm, eval-mode logits are out_head(tok_emb + pos_emb).
+        let _rng = crate::util::device::rng_lock();
         let cfg = GptConfig { vocab_size: 11, emb_dim: 4, n_heads: 2, n_layers: 3, context_length: 6, ..GptConfig::gpt2_124m() };
         let vs = nn::VarStore::new(Device::Cpu);
         let model = DummyGptModel::new(&vs.root(), &cfg);
