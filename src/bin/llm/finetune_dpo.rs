@@ -40,13 +40,13 @@ use llm_from_scratch::bonus_dpo::{
 };
 use llm_from_scratch::ch02::{BpeTokenizer, DataStore};
 use llm_from_scratch::ch04::GptModel;
-use llm_from_scratch::ch05::{save_checkpoint, stop_requested, train_steps, AdamW, CheckpointMeta, TrainSettings, TrainState};
+use llm_from_scratch::ch05::{save_checkpoint, stop_requested, AdamW, CheckpointMeta, TrainSettings, TrainState};
 use llm_from_scratch::ch07::{format_input, generate_response, rouge_l};
 use serde::{Deserialize, Serialize};
 
 use crate::interrupt::{stop_on_signals, Interrupted};
 use crate::model_source::{ModelArgs, ResumedRun};
-use crate::progress::{save_figure, save_json, steps_to_next_save, training_failed, Progress};
+use crate::progress::{save_figure, save_json, train_in_chunks, Progress};
 
 /// The file of the test set with both models' responses.
 pub const DPO_RESPONSES_FILE: &str = "instruction-data-with-dpo-responses.json";
@@ -336,20 +336,10 @@ pub fn run(args: FinetuneDpoArgs) -> Result<()> {
     // Train to the end of each epoch (or every --save-every steps), then save the run with
     // AdamW's state (resumable); a Ctrl-C saves where it stopped.
     let task = DpoTask::new(model, &reference, args.beta).with_tokenizer(&tokenizer);
-    let mut steps_left = args.max_steps.unwrap_or(usize::MAX);
-    while !state.finished(&settings) && steps_left > 0 && !stop_requested() {
-        let chunk = steps_to_next_save(train_loader.len(), state.batch_in_epoch, args.save_every, steps_left);
-        let before = state.steps_done;
-        if let Err(e) = train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, Some(chunk), &mut |event| progress.train_event(event)) {
-            return Err(training_failed(&progress, out, e)); // the last checkpoint is not replaced by the diverged state
-        }
-        steps_left -= (state.steps_done - before) as usize;
-        if !state.finished(&settings) {
-            save_checkpoint(out, vs, Some(&optimizer), &meta_for(&state))?;
-            save_history(&state)?;
-        }
-    }
-    progress.finish();
+    train_in_chunks(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, args.save_every, args.max_steps, &progress, out, &mut |state, optimizer| {
+        save_checkpoint(out, vs, Some(optimizer), &meta_for(state))?;
+        save_history(state)
+    })?;
     eprintln!("training took {:.2} minutes", started.elapsed().as_secs_f64() / 60.0);
 
     if stop_requested() && !state.finished(&settings) {

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use llm_from_scratch::ch02::{BpeTokenizer, DataStore};
-use llm_from_scratch::ch05::{evaluate_model, save_checkpoint, stop_requested, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainSettings, TrainState};
+use llm_from_scratch::ch05::{evaluate_model, save_checkpoint, stop_requested, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainSettings, TrainState};
 use llm_from_scratch::ch07::{
     average_score, create_instruction_loaders, format_input, generate_responses, instruction_data, load_instruction_data,
     mean_rouge_l, response_loss, save_responses, set_drop_rate, train_test_val_split, ChatApi, Judge, DEFAULT_JUDGE_MODEL,
@@ -37,7 +37,7 @@ use serde::Serialize;
 
 use crate::model_source::{ModelArgs, ResumedRun};
 use crate::interrupt::{stop_on_signals, Interrupted};
-use crate::progress::{save_figure, save_json, steps_to_next_save, training_failed, Progress};
+use crate::progress::{save_figure, save_json, train_in_chunks, Progress};
 
 /// Arguments of `llm finetune-instruct`.
 #[derive(Args, Debug, Clone)]
@@ -259,20 +259,10 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     // Train to the end of each epoch, then save the run with AdamW's state (resumable), so a crash
     // loses at most an epoch; a Ctrl-C saves where it stopped.
     let task = NextTokenTask::new(model, &tokenizer, device, cfg.context_length);
-    let mut steps_left = args.max_steps.unwrap_or(usize::MAX);
-    while !state.finished(&settings) && steps_left > 0 && !stop_requested() {
-        let chunk = steps_to_next_save(train_loader.len(), state.batch_in_epoch, None, steps_left);
-        let before = state.steps_done;
-        if let Err(e) = train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, Some(chunk), &mut |event| progress.train_event(event)) {
-            return Err(training_failed(&progress, out, e)); // the last checkpoint is not replaced by the diverged state
-        }
-        steps_left -= (state.steps_done - before) as usize;
-        if !state.finished(&settings) {
-            save_checkpoint(out, vs, Some(&optimizer), &meta_for(&state))?;
-            save_json(out, "history.json", &state.history)?;
-        }
-    }
-    progress.finish();
+    train_in_chunks(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, None, args.max_steps, &progress, out, &mut |state, optimizer| {
+        save_checkpoint(out, vs, Some(optimizer), &meta_for(state))?;
+        save_json(out, "history.json", &state.history)
+    })?;
     eprintln!("training took {:.2} minutes", started.elapsed().as_secs_f64() / 60.0);
 
     let meta = meta_for(&state);

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use llm_from_scratch::ch05::{read_checkpoint, TrainEvent, Unit};
+use llm_from_scratch::ch05::{read_checkpoint, stop_requested, train_steps, AdamW, TrainEvent, TrainSettings, TrainState, Unit};
+use llm_from_scratch::dataloader::{DataLoader, Dataset};
+use llm_from_scratch::ch05::TrainTask;
 use llm_from_scratch::plot::Figure;
 use serde::Serialize;
 
@@ -101,4 +103,39 @@ pub fn training_failed(progress: &Progress, out: &Path, error: llm_from_scratch:
         Err(_) => eprintln!("no checkpoint was saved in {}", out.display()),
     }
     error.into()
+}
+
+/// The fine-tuning commands' training: train `task` in chunks ([`steps_to_next_save`]: to the end
+/// of each epoch, or every `save_every` steps), at most `max_steps` steps in all, until the run is
+/// finished or Ctrl-C asks to stop; after each chunk that leaves the run unfinished, `save` it
+/// (with AdamW's state, resumable), so a crash loses at most a chunk. A diverging loss stops
+/// before anything is saved ([`training_failed`]). The bar is finished when this returns.
+#[allow(clippy::too_many_arguments)]
+pub fn train_in_chunks<T: TrainTask, D: Dataset, V: Dataset>(
+    task: &T,
+    train_loader: &DataLoader<D>,
+    val_loader: &DataLoader<V>,
+    optimizer: &mut AdamW,
+    settings: &TrainSettings,
+    state: &mut TrainState,
+    save_every: Option<usize>,
+    max_steps: Option<usize>,
+    progress: &Progress,
+    out: &Path,
+    save: &mut dyn FnMut(&TrainState, &AdamW) -> Result<()>,
+) -> Result<()> {
+    let mut steps_left = max_steps.unwrap_or(usize::MAX);
+    while !state.finished(settings) && steps_left > 0 && !stop_requested() {
+        let chunk = steps_to_next_save(train_loader.len(), state.batch_in_epoch, save_every, steps_left);
+        let before = state.steps_done;
+        if let Err(e) = train_steps(task, train_loader, val_loader, optimizer, settings, state, Some(chunk), &mut |event| progress.train_event(event)) {
+            return Err(training_failed(progress, out, e)); // the last checkpoint is not replaced by the diverged state
+        }
+        steps_left -= (state.steps_done - before) as usize;
+        if !state.finished(settings) {
+            save(state, optimizer)?;
+        }
+    }
+    progress.finish();
+    Ok(())
 }
