@@ -40,7 +40,7 @@ use crate::text::tokenizer::Tokenizer;
 use crate::training::optim::AdamW;
 use crate::training::train::{generate_sample, token_ids_to_text};
 use crate::training::trainer::{
-    print_book_lines, train_steps, Evaluation, TrainEvent, TrainHistory, TrainSettings, TrainState, TrainTask,
+    eval_log_line, print_book_lines, train_steps, Evaluation, TrainEvent, TrainHistory, TrainSettings, TrainState, TrainTask,
 };
 use crate::viz::figures::LossPlot;
 
@@ -622,12 +622,9 @@ impl TrainTask for DpoTask<'_> {
         let m = |name| metric(&evaluation.metrics, name);
         let train_reward_margin = m(TRAIN_CHOSEN_REWARDS) - m(TRAIN_REJECTED_REWARDS);
         let val_reward_margin = m(VAL_CHOSEN_REWARDS) - m(VAL_REJECTED_REWARDS);
-        format!(
-            "Ep {} (Step {global_step:06}): Train loss {:.3}, Val loss {:.3}, Train reward margins {train_reward_margin:.3}, Val reward margins {val_reward_margin:.3}",
-            epoch + 1,
-            evaluation.train_loss,
-            evaluation.val_loss,
-        )
+        // The book's line of chapter 5, then the margins.
+        let line = eval_log_line(epoch, global_step, evaluation.train_loss, evaluation.val_loss);
+        format!("{line}, Train reward margins {train_reward_margin:.3}, Val reward margins {val_reward_margin:.3}")
     }
 
     fn after_epoch<D: Dataset, V: Dataset>(
