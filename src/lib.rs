@@ -45,6 +45,7 @@
 pub mod basics;
 pub mod ch01;
 pub mod error;
+pub mod exercises;
 pub mod nn;
 pub mod tasks;
 pub mod text;

@@ -11,6 +11,7 @@
 //! | [`dummy`] | 4.1: listing 4.1's placeholder model `DummyGptModel` (blocks and norm pass their input through) |
 //! | [`model`] | chapter 4: `LayerNorm`, `Gelu`, `FeedForward`, `TransformerBlock`, `GptModel`, greedy generation; freezing and head replacement (6.5) |
 //! | [`tensor_file`] | the safetensors reader and writer behind every weight file |
+//! | [`kv_cache`] | bonus (chapter 4): the KV cache every decoder generates with, and the `CachedLm` trait |
 //! | [`gpt2`] | 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
 
 pub mod attention;
@@ -19,6 +20,7 @@ pub mod dummy;
 pub mod embedding;
 pub mod gpt2;
 pub mod init;
+pub mod kv_cache;
 pub mod layers;
 pub mod model;
 pub mod tensor_file;

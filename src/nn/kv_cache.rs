@@ -1,0 +1,127 @@
+//! The KV cache (the book's bonus material for chapter 4, `ch04/03_kv-cache`): when a model
+//! generates one token at a time, the keys and values of the earlier positions do not change, so
+//! each attention layer keeps them and the model feeds only the new token, with its position
+//! continuing from the number of positions cached.
+//!
+//! [`KvCache`] is the one cache every decoder of the crate uses (GPT-2's [`crate::nn::model::GptModel`],
+//! Llama 3.2 and Qwen3); [`CachedLm`] is what a model implements to generate with it.
+
+use tch::Tensor;
+
+/// The keys and values of every attention layer for the positions seen so far.
+///
+/// A model's forward pass with the cache calls [`KvCache::update`] once per layer with the new
+/// positions' keys and values, and then [`KvCache::advance`] once with the number of new
+/// positions. [`KvCache::len`] is the position of the next token (the offset of its positional
+/// embedding or rotary angle).
+///
+/// # Shapes
+/// keys and values `[batch, kv_heads, num_tokens, head_dim]`; the cache concatenates along the
+/// token axis (dimension 2).
+#[derive(Debug)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: i64,
+    computed: i64,
+}
+
+impl KvCache {
+    /// An empty cache for a model of `n_layers` attention layers.
+    pub fn new(n_layers: usize) -> Self {
+        Self { layers: (0..n_layers).map(|_| None).collect(), len: 0, computed: 0 }
+    }
+
+    /// The number of positions cached: the position index of the next token.
+    pub fn len(&self) -> i64 {
+        self.len
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The number of attention layers the cache holds.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// How many positions all forward passes through this cache computed since it was made
+    /// (not reset by [`KvCache::reset`]): with a working cache, a prompt of `p` tokens and `n`
+    /// generated tokens cost `p + n - 1` positions instead of about `n * (p + n / 2)`.
+    pub fn positions_computed(&self) -> i64 {
+        self.computed
+    }
+
+    /// Forget every cached key and value (before a new prompt).
+    pub fn reset(&mut self) {
+        for layer in &mut self.layers {
+            *layer = None;
+        }
+        self.len = 0;
+    }
+
+    /// Append the new positions' `keys` and `values` to layer `layer`'s cache and return all of
+    /// that layer's keys and values (earlier positions first).
+    ///
+    /// # Shapes
+    /// `keys`, `values`: `[batch, kv_heads, n_new, head_dim]` → `[batch, kv_heads, len + n_new, head_dim]` each
+    pub fn update(&mut self, layer: usize, keys: Tensor, values: Tensor) -> (Tensor, Tensor) {
+        let n = self.layers.len();
+        let slot = self.layers.get_mut(layer).unwrap_or_else(|| panic!("KvCache: layer {layer} of {n}"));
+        let (k, v) = match slot.take() {
+            None => (keys, values),
+            Some((k0, v0)) => (Tensor::cat(&[k0, keys], 2), Tensor::cat(&[v0, values], 2)),
+        };
+        *slot = Some((k.shallow_clone(), v.shallow_clone()));
+        (k, v)
+    }
+
+    /// Record that a forward pass added `n_new` positions (call once per pass, after every layer).
+    pub fn advance(&mut self, n_new: i64) {
+        self.len += n_new;
+        self.computed += n_new;
+    }
+}
+
+/// A decoder that can run with a [`KvCache`]: the first call feeds the prompt, each later call
+/// only the new tokens.
+pub trait CachedLm {
+    /// Logits of the positions in `ids`, which continue the positions already in `cache`
+    /// (the cache is updated and advanced). Runs in eval mode.
+    ///
+    /// # Shapes
+    /// `ids: [batch, n_new]` (int64) → logits `[batch, n_new, vocab_size]`
+    fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Tensor;
+
+    /// An empty cache sized for this model.
+    fn new_cache(&self) -> KvCache;
+
+    /// The longest sequence the model supports (its positional table or rotary table).
+    fn context_length(&self) -> i64;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    #[test]
+    fn update_concatenates_along_the_token_axis_and_reset_forgets() {
+        let mut cache = KvCache::new(2);
+        let kv = |n: i64| Tensor::ones([1, 2, n, 4], (Kind::Float, tch::Device::Cpu));
+        let (k, v) = cache.update(0, kv(3), kv(3));
+        assert_eq!((k.size(), v.size()), (vec![1, 2, 3, 4], vec![1, 2, 3, 4]));
+        cache.update(1, kv(3), kv(3));
+        cache.advance(3);
+        let (k, _) = cache.update(0, kv(1), kv(1) * 2);
+        assert_eq!(k.size(), vec![1, 2, 4, 4], "one new position appended to three");
+        cache.advance(1);
+        assert_eq!((cache.len(), cache.positions_computed()), (4, 4));
+        cache.reset();
+        assert!(cache.is_empty());
+        assert_eq!(cache.positions_computed(), 4, "the count survives a reset");
+        let (k, _) = cache.update(0, kv(2), kv(2));
+        assert_eq!(k.size()[2], 2, "after reset the layer starts empty");
+    }
+}
