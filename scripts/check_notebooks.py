@@ -12,7 +12,9 @@ A notebook fails, naming the notebook and the cell, when it has:
     with `llm_from_scratch::Show` (`x.show()`),
   * a figure shown as text (`Svg("<svg ...")`) instead of drawn,
   * fewer figures (images in its outputs) than its chapter needs: every chapter of the book has
-    figures, so every notebook shows at least one (see MIN_FIGURES).
+    figures, so every notebook shows at least one (see MIN_FIGURES),
+  * (a chapter notebook, directly in notebooks/) a cell without its slide type, or a stale one:
+    run scripts/slides.py on it (JupyterLab's RISE presents the notebook as slides).
 
 Usage: check_notebooks.py [NOTEBOOK ...]   (default: every notebooks/*.ipynb and notebooks/*/*.ipynb)
 Exit status 0 when every notebook passes, 1 otherwise; the last line reads
@@ -27,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_notebooks import _describe, _texts, cell_problems  # noqa: E402
+from slides import applies_to, slide_problems  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -122,6 +125,8 @@ def notebook_problems(nb_path: Path, nb: dict | None = None, machine_paths: bool
     need = min_figures(nb_path)
     if figures < need:
         problems.append(f"{nb_path.name}: {figures} figure(s) in its outputs, its chapter needs at least {need}")
+    if applies_to(nb_path):
+        problems.extend(slide_problems(nb_path, nb))
     return problems
 
 

@@ -183,7 +183,10 @@ def run_notebook(nb_path: Path, out_dir: Path, timeout: int, kernel: str, update
     # What the committed-notebook check asks of outputs holds for this run too: no tch tensor
     # trailer, every figure drawn (not shown as text), as many figures as the chapter needs.
     from check_notebooks import notebook_problems
+    from slides import applies_to, set_slide_metadata
 
+    if applies_to(nb_path):
+        set_slide_metadata(nb)  # new outputs may move a slide boundary (a long output gets its own)
     problems = notebook_problems(nb_path, nb, machine_paths=False)
     if problems:
         raise NotebookFailure("; ".join(problems))
