@@ -153,7 +153,7 @@ pub mod ch07 {
         create_instruction_loaders, custom_collate_fn, extract_response, format_example, format_input, format_response,
         generate_response, generate_responses, instruction_data, load_instruction_data, mean_rouge_l,
         parse_instruction_data, parse_json_entries, response_loss, rouge_l, save_responses, set_drop_rate, train_test_val_split,
-        CollateSettings, InstructionDataset, InstructionEntry, InstructionPrompt, JsonEntry, IGNORE_INDEX, PAD_TOKEN_ID,
+        CollateSettings, InstructionDataset, InstructionEntry, InstructionPrompt, JsonEntry, PromptStyle, IGNORE_INDEX, PAD_TOKEN_ID,
         PROMPT_PREAMBLE, RESPONSES_FILE,
     };
     pub use crate::tasks::judge::{
@@ -191,12 +191,13 @@ pub mod bonus_dpo {
 /// Chapter 6, "Fine-tuning for classification": the book's `llms_from_scratch.ch06`.
 pub mod ch06 {
     pub use crate::tasks::classify::{
-        block_requires_grad, calc_accuracy_loader, calc_loss_batch, calc_loss_loader, classifier_logits, classify_review,
-        create_balanced_dataset, evaluate_model, label_counts, last_position_output, load_classifier, parse_sms_spam,
-        prepare_classifier, prepare_spam_splits, random_split, read_csv, read_delimited, read_sms_spam, replace_out_head,
+        block_requires_grad, calc_accuracy_loader, calc_accuracy_loader_at, calc_loss_batch, calc_loss_batch_at, calc_loss_loader,
+        classifier_logits, classifier_logits_at, classify_review, classify_review_at, create_balanced_dataset, evaluate_model,
+        label_counts, last_position_output, load_classifier, parse_sms_spam, prepare_classifier, prepare_classifier_with,
+        prepare_spam_splits, random_split, read_csv, read_delimited, read_sms_spam, replace_out_head,
         save_classifier, set_drop_rate, set_requires_grad_under, train_classifier, train_classifier_simple, write_csv,
         ClassifierEvent, ClassifierHistory, ClassifierInfo, ClassifierRun, ClassifierSettings, ClassifierTask, LabeledText,
-        RandomState, SpamDataset, SpamSplits, HAM, PAD_TOKEN_ID, SPAM,
+        RandomState, SpamDataset, SpamSplits, TokenPosition, Trainable, HAM, PAD_TOKEN_ID, SPAM,
     };
     pub use crate::training::trainer::{train_steps, TrainSettings, TrainState};
     pub use crate::text::dataloader::DataLoader;
@@ -208,7 +209,7 @@ pub mod ch06 {
 /// Appendix E, "Parameter-efficient fine-tuning with LoRA".
 pub mod appendix_e {
     pub use crate::tasks::lora::{
-        lora_parameters, prepare_lora_classifier, replace_linear_with_lora, LinearWithLoRA, LoRALayer,
+        lora_parameters, prepare_lora_classifier, prepare_lora_model, replace_linear_with_lora, train_only_lora, LinearWithLoRA, LoRALayer,
     };
 }
 

@@ -83,7 +83,7 @@ fn only_lora_parameters_change_in_a_step_and_the_classifier_reloads() {
 
     // Saved and loaded, the LoRA classifier gives the same logits.
     let dir = std::env::temp_dir().join(format!("llm-fs-lora-{}", std::process::id()));
-    let info = ClassifierInfo { num_classes: 2, max_length: 12, pad_token_id: 50256, lora: Some((4, 8.0)) };
+    let info = ClassifierInfo { num_classes: 2, max_length: 12, pad_token_id: 50256, lora: Some((4, 8.0)), position: Default::default() };
     save_classifier(&dir, &vs, &cfg, &info).unwrap();
     let (_vs2, model2, info2) = load_classifier(&dir, Device::Cpu).unwrap();
     assert_eq!(info2, info);

@@ -1,5 +1,5 @@
 //! Chapter 7, "Fine-tuning to follow instructions": the instruction data in the Alpaca prompt
-//! style (7.2), batches padded by a custom collate function (7.3, 7.4), finetuning with chapter
+//! style (7.2; the Phi-3 style of exercise 7.1 is [`PromptStyle::Phi3`]), batches padded by a custom collate function (7.3, 7.4), finetuning with chapter
 //! 5's training loop (7.6), generating and extracting responses and saving them (7.7), and
 //! offline scores of the responses (7.8; the judge model is in [`crate::tasks::judge`]).
 //!
@@ -90,20 +90,149 @@ impl InstructionPrompt for InstructionEntry {
 /// Listing 7.2, `format_input`: the Alpaca-style prompt of an entry, with the `### Input:`
 /// section only when the input is not empty (and no `### Response:` section).
 pub fn format_input<E: InstructionPrompt + ?Sized>(entry: &E) -> String {
-    let instruction_text = format!("{PROMPT_PREAMBLE}\n\n### Instruction:\n{}", entry.instruction());
-    let input = entry.input();
-    let input_text = if input.is_empty() { String::new() } else { format!("\n\n### Input:\n{input}") };
-    instruction_text + &input_text
+    PromptStyle::Alpaca.format_input(entry)
 }
 
 /// The response section that follows the prompt in a training example: `\n\n### Response:\n{output}`.
 pub fn format_response(output: &str) -> String {
-    format!("\n\n### Response:\n{output}")
+    PromptStyle::Alpaca.format_response(output)
 }
 
 /// The whole training text of an entry: `format_input(entry) + format_response(entry.output)`.
 pub fn format_example(entry: &InstructionEntry) -> String {
-    format_input(entry) + &format_response(&entry.output)
+    PromptStyle::Alpaca.format_example(entry)
+}
+
+/// How an entry becomes a prompt: the book's Alpaca style (section 7.2), or the Phi-3 style of
+/// exercise 7.1, shorter (no preamble, no section headers), so every example has fewer tokens:
+///
+/// ```text
+/// <|user|>
+/// Identify the correct spelling of the following word.
+/// Ocassion
+/// <|assistant|>:
+/// The correct spelling is 'Occasion.'
+/// ```
+///
+/// (GPT-2's tokenizer has no special tokens for `<|user|>` and `<|assistant|>`: they are plain
+/// text to it, a few tokens each.) A finetuned model must be asked in the style it was trained
+/// in: `llm finetune-instruct` saves the style with the model, and `llm respond` reads it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptStyle {
+    /// Listing 7.2's prompt: the preamble, `### Instruction:`, `### Input:`, `### Response:`.
+    #[default]
+    Alpaca,
+    /// Exercise 7.1's prompt: `<|user|>` with the instruction and input, `<|assistant|>:` before the response.
+    Phi3,
+}
+
+impl PromptStyle {
+    /// The prompt of an entry (the instruction and, when not empty, the input), without the
+    /// response section: [`format_input`] for Alpaca, `<|user|>\n{instruction}` and `\n{input}`
+    /// for Phi-3.
+    pub fn format_input<E: InstructionPrompt + ?Sized>(self, entry: &E) -> String {
+        let input = entry.input();
+        match self {
+            PromptStyle::Alpaca => {
+                let instruction_text = format!("{PROMPT_PREAMBLE}\n\n### Instruction:\n{}", entry.instruction());
+                let input_text = if input.is_empty() { String::new() } else { format!("\n\n### Input:\n{input}") };
+                instruction_text + &input_text
+            }
+            PromptStyle::Phi3 => {
+                let input_text = if input.is_empty() { String::new() } else { format!("\n{input}") };
+                format!("<|user|>\n{}{input_text}", entry.instruction())
+            }
+        }
+    }
+
+    /// The marker that opens the response section: `### Response:` or `<|assistant|>:`.
+    pub fn response_marker(self) -> &'static str {
+        match self {
+            PromptStyle::Alpaca => "### Response:",
+            PromptStyle::Phi3 => "<|assistant|>:",
+        }
+    }
+
+    /// The response section that follows the prompt: `\n\n### Response:\n{output}` (Alpaca) or
+    /// `\n<|assistant|>:\n{output}` (Phi-3).
+    pub fn format_response(self, output: &str) -> String {
+        let gap = match self {
+            PromptStyle::Alpaca => "\n\n",
+            PromptStyle::Phi3 => "\n",
+        };
+        format!("{gap}{}\n{output}", self.response_marker())
+    }
+
+    /// The whole training text of an entry: its prompt and its response section.
+    pub fn format_example(self, entry: &InstructionEntry) -> String {
+        self.format_input(entry) + &self.format_response(&entry.output)
+    }
+
+    /// The response in a generated text: what follows the prompt `input_text`, with the
+    /// response marker removed and surrounding whitespace trimmed (see [`extract_response`]).
+    pub fn extract_response(self, generated_text: &str, input_text: &str) -> String {
+        let rest = generated_text.strip_prefix(input_text).unwrap_or_else(|| {
+            // Not a prefix (never with GPT-2's lossless tokenizer): cut as many characters, as Python does.
+            let cut = generated_text.char_indices().nth(input_text.chars().count()).map_or(generated_text.len(), |(i, _)| i);
+            &generated_text[cut..]
+        });
+        rest.replace(self.response_marker(), "").trim().to_string()
+    }
+
+    /// [`generate_response`] with prompts of this style.
+    pub fn generate_response<M: ModuleT + ?Sized, E: InstructionPrompt + ?Sized>(
+        self,
+        model: &M,
+        tokenizer: &dyn Tokenizer,
+        entry: &E,
+        max_new_tokens: i64,
+        context_size: i64,
+        device: Device,
+    ) -> Result<String> {
+        let input_text = self.format_input(entry);
+        let idx = text_to_token_ids(&input_text, tokenizer)?.to_device(device); // [1, num_tokens]
+        let token_ids = generate(model, &idx, max_new_tokens, context_size, 0.0, None, Some(PAD_TOKEN_ID));
+        let generated_text = token_ids_to_text(&token_ids, tokenizer)?;
+        Ok(self.extract_response(&generated_text, &input_text))
+    }
+
+    /// [`generate_responses`] with prompts of this style.
+    pub fn generate_responses<M: ModuleT + ?Sized>(
+        self,
+        model: &M,
+        tokenizer: &dyn Tokenizer,
+        entries: &[InstructionEntry],
+        max_new_tokens: i64,
+        context_size: i64,
+        device: Device,
+        on_entry: &mut dyn FnMut(usize),
+    ) -> Result<Vec<InstructionEntry>> {
+        let mut out = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.iter().enumerate() {
+            let response = self.generate_response(model, tokenizer, entry, max_new_tokens, context_size, device)?;
+            out.push(InstructionEntry { model_response: Some(response), ..entry.clone() });
+            on_entry(i);
+        }
+        Ok(out)
+    }
+
+    /// [`response_loss`] with prompts of this style.
+    pub fn response_loss<M: ModuleT + ?Sized, T: Tokenizer + ?Sized>(
+        self,
+        model: &M,
+        tokenizer: &T,
+        entries: &[InstructionEntry],
+        batch_size: usize,
+        allowed_max_length: Option<usize>,
+        device: Device,
+    ) -> Result<f64> {
+        let dataset = InstructionDataset::with_style(entries, tokenizer, self)?
+            .with_allowed_max_length(allowed_max_length)
+            .with_prompt_masking(true);
+        let loader = DataLoader::new(dataset, batch_size, false, false, 0)?;
+        Ok(calc_loss_loader(&loader, model, device, None))
+    }
 }
 
 /// Parse the instruction data (a JSON array of objects with the string fields `instruction`,
@@ -308,13 +437,18 @@ impl InstructionDataset {
     /// Encode every entry of `data` (with [`CollateSettings::default`]; see
     /// [`with_allowed_max_length`](Self::with_allowed_max_length)).
     pub fn new<T: Tokenizer + ?Sized>(data: &[InstructionEntry], tokenizer: &T) -> Result<Self> {
+        Self::with_style(data, tokenizer, PromptStyle::Alpaca)
+    }
+
+    /// Encode every entry of `data` in the prompt style `style` (exercise 7.1: Phi-3).
+    pub fn with_style<T: Tokenizer + ?Sized>(data: &[InstructionEntry], tokenizer: &T, style: PromptStyle) -> Result<Self> {
         let mut encoded_texts = Vec::with_capacity(data.len());
         let mut prompt_lengths = Vec::with_capacity(data.len());
         for entry in data {
-            let ids = tokenizer.encode_text(&format_example(entry))?;
+            let ids = tokenizer.encode_text(&style.format_example(entry))?;
             // GPT-2's pre-tokenizer never merges across the non-space character that ends a
-            // prompt and the "\n\n" that starts the response, so the prompt's ids are a prefix.
-            prompt_lengths.push(tokenizer.encode_text(&format_input(entry))?.len());
+            // prompt and the "\n" that starts the response, so the prompt's ids are a prefix.
+            prompt_lengths.push(tokenizer.encode_text(&style.format_input(entry))?.len());
             encoded_texts.push(ids.into_iter().map(i64::from).collect());
         }
         Ok(InstructionDataset { encoded_texts, prompt_lengths, collate: CollateSettings::default(), mask_prompt: false })
@@ -400,12 +534,7 @@ pub fn create_instruction_loaders<T: Tokenizer + ?Sized>(
 /// `### Response:` removed and surrounding whitespace trimmed (the book's
 /// `generated_text[len(input_text):].replace("### Response:", "").strip()`).
 pub fn extract_response(generated_text: &str, input_text: &str) -> String {
-    let rest = generated_text.strip_prefix(input_text).unwrap_or_else(|| {
-        // Not a prefix (never with GPT-2's lossless tokenizer): cut as many characters, as Python does.
-        let cut = generated_text.char_indices().nth(input_text.chars().count()).map_or(generated_text.len(), |(i, _)| i);
-        &generated_text[cut..]
-    });
-    rest.replace("### Response:", "").trim().to_string()
+    PromptStyle::Alpaca.extract_response(generated_text, input_text)
 }
 
 /// Section 7.7: the model's response to an entry. Encodes [`format_input`], extends it greedily by
@@ -421,11 +550,7 @@ pub fn generate_response<M: ModuleT + ?Sized, E: InstructionPrompt + ?Sized>(
     context_size: i64,
     device: Device,
 ) -> Result<String> {
-    let input_text = format_input(entry);
-    let idx = text_to_token_ids(&input_text, tokenizer)?.to_device(device); // [1, num_tokens]
-    let token_ids = generate(model, &idx, max_new_tokens, context_size, 0.0, None, Some(PAD_TOKEN_ID));
-    let generated_text = token_ids_to_text(&token_ids, tokenizer)?;
-    Ok(extract_response(&generated_text, &input_text))
+    PromptStyle::Alpaca.generate_response(model, tokenizer, entry, max_new_tokens, context_size, device)
 }
 
 /// Section 7.7: the entries with `model_response` filled in by [`generate_response`].
@@ -439,13 +564,7 @@ pub fn generate_responses<M: ModuleT + ?Sized>(
     device: Device,
     on_entry: &mut dyn FnMut(usize),
 ) -> Result<Vec<InstructionEntry>> {
-    let mut out = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
-        let response = generate_response(model, tokenizer, entry, max_new_tokens, context_size, device)?;
-        out.push(InstructionEntry { model_response: Some(response), ..entry.clone() });
-        on_entry(i);
-    }
-    Ok(out)
+    PromptStyle::Alpaca.generate_responses(model, tokenizer, entries, max_new_tokens, context_size, device, on_entry)
 }
 
 /// Section 7.7: save entries (with their `model_response`) as the book's
@@ -513,9 +632,7 @@ pub fn response_loss<M: ModuleT + ?Sized, T: Tokenizer + ?Sized>(
     allowed_max_length: Option<usize>,
     device: Device,
 ) -> Result<f64> {
-    let dataset = InstructionDataset::new(entries, tokenizer)?.with_allowed_max_length(allowed_max_length).with_prompt_masking(true);
-    let loader = DataLoader::new(dataset, batch_size, false, false, 0)?;
-    Ok(calc_loss_loader(&loader, model, device, None))
+    PromptStyle::Alpaca.response_loss(model, tokenizer, entries, batch_size, allowed_max_length, device)
 }
 
 #[cfg(test)]
@@ -573,6 +690,58 @@ mod tests {
              ### Instruction:\nWhat is an antonym of 'complicated'?",
             "no Input section for an empty input"
         );
+    }
+
+    /// One token per byte: prompt lengths are the prompts' byte counts.
+    struct ByteTokenizer;
+
+    impl Tokenizer for ByteTokenizer {
+        fn encode_text(&self, text: &str) -> Result<Vec<u32>> {
+            Ok(text.bytes().map(u32::from).collect())
+        }
+        fn decode_ids(&self, ids: &[u32]) -> Result<String> {
+            Ok(String::from_utf8_lossy(&ids.iter().map(|&i| i as u8).collect::<Vec<u8>>()).into_owned())
+        }
+        fn vocab_size(&self) -> usize {
+            256
+        }
+    }
+
+    #[test]
+    fn phi3_prompt_style_is_exercise_7_1s() {
+        let with_input = InstructionEntry::new("Identify the correct spelling of the following word.", "Ocassion", "The correct spelling is 'Occasion.'");
+        let text = PromptStyle::Phi3.format_example(&with_input);
+        assert_eq!(text, "<|user|>\nIdentify the correct spelling of the following word.\nOcassion\n<|assistant|>:\nThe correct spelling is 'Occasion.'");
+        let without = InstructionEntry::new("Say hi.", "", "Hi.");
+        assert_eq!(PromptStyle::Phi3.format_input(&without), "<|user|>\nSay hi.", "no input line for an empty input");
+        let prompt = PromptStyle::Phi3.format_input(&with_input);
+        assert_eq!(PromptStyle::Phi3.extract_response(&text, &prompt), "The correct spelling is 'Occasion.'");
+        assert_eq!(PromptStyle::Alpaca.format_example(&with_input), format_example(&with_input), "Alpaca is the book's format");
+        assert_eq!(PromptStyle::default(), PromptStyle::Alpaca);
+    }
+
+    #[test]
+    fn instruction_masking_ignores_exactly_the_prompt_targets() {
+        // Phi-3 prompts of 15 and 18 bytes ("<|user|>\nSay hi", "<|user|>\nEcho\nabcd"), responses
+        // of 18 and 19 ("\n<|assistant|>:\nHi", "\n<|assistant|>:\nabc"): examples of 33 and 37 tokens.
+        let data = [InstructionEntry::new("Say hi", "", "Hi"), InstructionEntry::new("Echo", "abcd", "abc")];
+        let plain = InstructionDataset::with_style(&data, &ByteTokenizer, PromptStyle::Phi3).unwrap();
+        assert_eq!(plain.prompt_lengths, [15, 18]);
+        assert_eq!((plain.get(0).len(), plain.get(1).len()), (33, 37));
+        let masked = plain.clone().with_prompt_masking(true);
+        let (inputs, targets) = masked.batch(&[0, 1]);
+        let (_, plain_targets) = plain.batch(&[0, 1]);
+        assert!(inputs.equal(&plain.batch(&[0, 1]).0), "masking changes the targets only");
+        let (targets, plain_targets) = (t2(&targets), t2(&plain_targets));
+        let ignored = |row: &[i64]| row.iter().filter(|&&t| t == IGNORE_INDEX).count();
+        // Without masking only the padding after the first <|endoftext|> is ignored: 37 - 33 = 4
+        // positions in the first row, none in the second.
+        assert_eq!((ignored(&plain_targets[0]), ignored(&plain_targets[1])), (4, 0));
+        // With masking the 14 and 17 targets that predict prompt tokens 1.. are ignored too.
+        assert_eq!((ignored(&targets[0]), ignored(&targets[1])), (4 + 14, 17));
+        assert!(targets[1][..17].iter().all(|&t| t == IGNORE_INDEX), "the instruction and input");
+        assert_eq!(&targets[1][17..], &plain_targets[1][17..], "the response and <|endoftext|> stay targets");
+        assert_eq!(targets[1][17], i64::from(b'\n'), "the first kept target is the response's first token");
     }
 
     #[test]

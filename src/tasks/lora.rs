@@ -6,6 +6,7 @@
 //! | E.1 introduction to LoRA | [`LoRALayer`]: `(alpha / rank) * x @ A @ B`, A `[in, rank]` (kaiming-uniform), B `[rank, out]` (zeros) |
 //! | E.3 `LinearWithLoRA`, `replace_linear_with_lora` | [`LinearWithLoRA`] (a `Linear` and its update, on its own), [`replace_linear_with_lora`] (every `Linear` of a [`GptModel`], the classification head too) |
 //! | E.4 fine-tuning with LoRA | [`prepare_lora_classifier`], then chapter 6's [`crate::tasks::classify::train_classifier_simple`] |
+//! | exercise 7.4, instruction finetuning with LoRA | [`prepare_lora_model`] (and [`train_only_lora`] for a model loaded with its LoRA updates) |
 //!
 //! Inside a [`GptModel`] each [`Linear`] carries its LoRA update in its `lora` field, so the
 //! model keeps its types; its variables move to the book's state-dict keys:
@@ -83,8 +84,56 @@ pub fn prepare_lora_classifier(model: &mut GptModel, vs: &nn::VarStore, num_clas
     num_trainable_parameters(vs)
 }
 
+/// Exercise 7.4's model: `model` (an instruction model, its own `out_head` kept) with every
+/// parameter frozen and a LoRA update of rank `rank` on every `Linear`, so that only the `A` and
+/// `B` matrices train. Returns the number of trainable parameters. Seed first for the book's `A`.
+pub fn prepare_lora_model(model: &mut GptModel, vs: &nn::VarStore, rank: i64, alpha: f64) -> i64 {
+    set_requires_grad_under(vs, "", false);
+    replace_linear_with_lora(model, vs, rank, alpha);
+    num_trainable_parameters(vs)
+}
+
+/// Make exactly the LoRA matrices (the variables under a `lora` path: `<path>.lora.A`, `.B`)
+/// trainable and freeze every other variable of `vs`: what [`prepare_lora_model`] leaves, for a
+/// LoRA model loaded from a checkpoint (whose variables all train when built). Returns the number
+/// of trainable parameters.
+pub fn train_only_lora(vs: &nn::VarStore) -> i64 {
+    for (name, var) in vs.variables() {
+        let _ = var.set_requires_grad(name.split('.').any(|part| part == "lora"));
+    }
+    num_trainable_parameters(vs)
+}
+
 /// The trainable parameters LoRA of rank `rank` adds to a layer `in_dim -> out_dim`:
 /// `rank * (in_dim + out_dim)`, against `in_dim * out_dim` for the layer itself.
 pub fn lora_parameters(in_dim: i64, out_dim: i64, rank: i64) -> i64 {
     rank * (in_dim + out_dim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::config::GptConfig;
+    use crate::util::device::{rng_lock, set_seed};
+    use tch::Device;
+
+    #[test]
+    fn only_the_lora_matrices_train() {
+        let _rng = rng_lock();
+        set_seed(123);
+        let cfg = GptConfig { vocab_size: 97, context_length: 16, emb_dim: 32, n_heads: 4, n_layers: 2, drop_rate: 0.0, qkv_bias: true };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut model = GptModel::new(&vs.root(), &cfg);
+        let n = prepare_lora_model(&mut model, &vs, 4, 8.0);
+        let per_block = 4 * lora_parameters(32, 32, 4) + lora_parameters(32, 128, 4) + lora_parameters(128, 32, 4);
+        assert_eq!(n, 2 * per_block + lora_parameters(32, 97, 4), "the LoRA updates of 12 block layers and out_head");
+        // A model built with every variable trainable: train_only_lora freezes all but A and B.
+        for (_, var) in vs.variables() {
+            let _ = var.set_requires_grad(true);
+        }
+        assert_eq!(train_only_lora(&vs), n);
+        for (name, var) in vs.variables() {
+            assert_eq!(var.requires_grad(), name.contains(".lora."), "{name}");
+        }
+    }
 }

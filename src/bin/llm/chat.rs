@@ -1,5 +1,6 @@
 //! `llm chat`: talk to an instruction-finetuned model (chapter 7) in a loop. Each line you type
-//! is an instruction, sent in the Alpaca prompt format; the response is printed below it.
+//! is an instruction, sent in the prompt style the model was finetuned with (Alpaca, or
+//! Phi-3 after `--prompt-style phi3`); the response is printed below it.
 //!
 //! ```text
 //! $ llm chat --model runs/instruct
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use llm_from_scratch::ch02::BpeTokenizer;
-use llm_from_scratch::ch07::{generate_response, InstructionEntry};
+use llm_from_scratch::ch07::InstructionEntry;
 
 use crate::respond::load_finetuned;
 
@@ -37,6 +38,7 @@ pub struct ChatArgs {
 pub fn run(args: ChatArgs) -> Result<()> {
     let device = llm_from_scratch::device_report().device;
     let loaded = load_finetuned(&args.model, device)?;
+    let style = loaded.prompt_style()?;
     let tokenizer = BpeTokenizer::gpt2()?;
     let interactive = std::io::stdin().is_terminal();
     if interactive {
@@ -64,7 +66,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
             continue;
         }
         let entry = InstructionEntry::new(line, &input, "");
-        let response = generate_response(&loaded.model, &tokenizer, &entry, args.max_new_tokens, loaded.cfg.context_length, device)?;
+        let response = style.generate_response(&loaded.model, &tokenizer, &entry, args.max_new_tokens, loaded.cfg.context_length, device)?;
         println!("{response}");
         std::io::stdout().flush()?;
         input.clear();

@@ -1,11 +1,12 @@
 //! `llm classify --model DIR --text "..."`: chapter 6.8, a fine-tuned classifier (written by
-//! `llm finetune-spam`) labels texts: one line, `spam` or `not spam`, per `--text`.
+//! `llm finetune-spam`) labels texts: one line, `spam` or `not spam`, per `--text`, reading the
+//! token the classifier was trained on (the last, or the first after `--token first`).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use llm_from_scratch::ch06::{classify_review, load_classifier, BpeTokenizer};
+use llm_from_scratch::ch06::{classify_review_at, load_classifier, BpeTokenizer};
 
 /// Arguments of `llm classify`.
 #[derive(Args, Debug)]
@@ -26,7 +27,7 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
     };
     let tokenizer = BpeTokenizer::gpt2()?;
     for text in &args.text {
-        println!("{}", classify_review(text, &model, &tokenizer, device, Some(info.max_length), info.pad_token_id)?);
+        println!("{}", classify_review_at(text, &model, &tokenizer, device, Some(info.max_length), info.pad_token_id, info.position)?);
     }
     Ok(())
 }

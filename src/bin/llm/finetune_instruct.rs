@@ -7,6 +7,9 @@
 //! llm finetune-instruct --model runs/verdict --out runs/mine      # start from your own pretraining
 //! llm finetune-instruct --config tiny --test-limit 5 --out runs/quick   # random weights: a CPU smoke run
 //! llm finetune-instruct --resume runs/instruct                    # continue a run stopped by Ctrl-C
+//! llm finetune-instruct --prompt-style phi3 --out runs/phi3        # exercise 7.1: the Phi-3 prompt style
+//! llm finetune-instruct --mask-instructions --out runs/masked      # exercise 7.2: the loss on the responses only
+//! llm finetune-instruct --lora-rank 16 --lora-alpha 16 --out runs/lora   # exercise 7.4: LoRA
 //! ```
 //!
 //! Ctrl-C (or SIGTERM) finishes the training step, saves the run with AdamW's state and prints the
@@ -14,7 +17,10 @@
 //!
 //! The book's setup is the default: OpenAI's GPT-2 medium (355M), the 1100 entries split
 //! 935 / 110 / 55, batches of 8 cut at 1024 tokens, AdamW lr 5e-5 and weight decay 0.1, 2 epochs,
-//! evaluation every 5 steps on 5 batches, seed 123, responses of up to 256 tokens.
+//! evaluation every 5 steps on 5 batches, seed 123, responses of up to 256 tokens; the Alpaca
+//! prompt style, every target but the padding's counted, every parameter trained. The run's
+//! prompt style, masking and LoRA rank are saved with it: `--resume` continues with them, and
+//! `llm respond` / `llm chat` load the LoRA layers and ask in the run's prompt style.
 //!
 //! `--out` receives the finetuned model (`checkpoint.safetensors`, loadable by `llm respond` and
 //! `llm chat`), `history.json`, `loss.svg`/`loss.png`, the test set with a `model_response` field
@@ -28,10 +34,12 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use llm_from_scratch::ch02::{BpeTokenizer, DataStore};
 use llm_from_scratch::ch05::{evaluate_model, save_checkpoint, stop_requested, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainSettings, TrainState};
+use llm_from_scratch::appendix_e::{replace_linear_with_lora, train_only_lora};
+use llm_from_scratch::ch02::DataLoader;
+use llm_from_scratch::ch04::{num_parameters, num_trainable_parameters};
 use llm_from_scratch::ch07::{
-    average_score, create_instruction_loaders, format_input, generate_responses, instruction_data, load_instruction_data,
-    mean_rouge_l, response_loss, save_responses, set_drop_rate, train_test_val_split, ChatApi, Judge, DEFAULT_JUDGE_MODEL,
-    OLLAMA_CHAT_URL, RESPONSES_FILE,
+    average_score, instruction_data, load_instruction_data, mean_rouge_l, save_responses, set_drop_rate, train_test_val_split,
+    ChatApi, InstructionDataset, InstructionEntry, Judge, PromptStyle, DEFAULT_JUDGE_MODEL, OLLAMA_CHAT_URL, RESPONSES_FILE,
 };
 use serde::Serialize;
 
@@ -91,6 +99,21 @@ pub struct FinetuneInstructArgs {
     /// The judge's API. An API key, if needed, is read from LLM_JUDGE_API_KEY.
     #[arg(long, value_enum, default_value_t = JudgeApi::Ollama)]
     pub judge_api: JudgeApi,
+    /// The prompt style: the book's `alpaca`, or `phi3` (exercise 7.1). Saved with the model, so
+    /// `llm respond` and `llm chat` ask it in the same style.
+    #[arg(long, value_enum, default_value_t = PromptStyleArg::Alpaca)]
+    pub prompt_style: PromptStyleArg,
+    /// Exercise 7.2: ignore the targets of the instruction and input tokens (-100), so that the
+    /// loss is the response's only.
+    #[arg(long)]
+    pub mask_instructions: bool,
+    /// Exercise 7.4: freeze the model and train LoRA updates of this rank on every linear layer
+    /// (appendix E) instead of every parameter.
+    #[arg(long)]
+    pub lora_rank: Option<i64>,
+    /// LoRA's alpha (the update is scaled by alpha / rank); default: the rank.
+    #[arg(long, requires = "lora_rank")]
+    pub lora_alpha: Option<f64>,
     /// Output folder.
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
@@ -113,6 +136,41 @@ struct RunData {
     allowed_max_length: usize,
     lr: f64,
     weight_decay: f64,
+    /// The prompt style (read back by `llm respond` and `llm chat`).
+    #[serde(default)]
+    prompt_style: PromptStyle,
+    #[serde(default)]
+    mask_instructions: bool,
+    /// `(rank, alpha)` of the LoRA updates (the model loads with them: `LoadedModel::from_checkpoint`).
+    #[serde(default)]
+    lora: Option<(i64, f64)>,
+}
+
+/// `--prompt-style`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PromptStyleArg {
+    /// Listing 7.2's Alpaca prompt (`### Instruction:`, `### Input:`, `### Response:`).
+    Alpaca,
+    /// Exercise 7.1's Phi-3 prompt (`<|user|>`, `<|assistant|>:`).
+    Phi3,
+}
+
+impl From<PromptStyleArg> for PromptStyle {
+    fn from(arg: PromptStyleArg) -> Self {
+        match arg {
+            PromptStyleArg::Alpaca => PromptStyle::Alpaca,
+            PromptStyleArg::Phi3 => PromptStyle::Phi3,
+        }
+    }
+}
+
+impl From<PromptStyle> for PromptStyleArg {
+    fn from(style: PromptStyle) -> Self {
+        match style {
+            PromptStyle::Alpaca => PromptStyleArg::Alpaca,
+            PromptStyle::Phi3 => PromptStyleArg::Phi3,
+        }
+    }
 }
 
 /// `--judge-api`: which chat API the judge's server speaks.
@@ -164,6 +222,10 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
                 eval_freq: settings.eval_freq,
                 eval_iter: settings.eval_iter,
                 sample_tokens: settings.sample_tokens,
+                prompt_style: run_data.prompt_style.into(),
+                mask_instructions: run_data.mask_instructions,
+                lora_rank: run_data.lora.map(|(rank, _)| rank),
+                lora_alpha: run_data.lora.map(|(_, alpha)| alpha),
                 out: Some(dir.clone()),
                 ..args.clone()
             };
@@ -204,13 +266,36 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     }
     loaded.cfg.drop_rate = args.drop_rate;
     set_drop_rate(&mut loaded.model, args.drop_rate);
+    // Exercise 7.4: only LoRA updates train (a resumed run's model loaded with its own).
+    let lora = args.lora_rank.map(|rank| (rank, args.lora_alpha.unwrap_or(rank as f64)));
+    if let Some((rank, alpha)) = lora {
+        if rank < 1 {
+            bail!("--lora-rank must be at least 1");
+        }
+        if resumed.is_none() {
+            if loaded.has_lora() {
+                bail!("the model has LoRA updates already: finetune it without --lora-rank");
+            }
+            let _rng = llm_from_scratch::rng_lock();
+            llm_from_scratch::set_seed(seed); // LoRA's A matrices are drawn at random
+            replace_linear_with_lora(&mut loaded.model, &loaded.vs, rank, alpha);
+        }
+        train_only_lora(&loaded.vs);
+    }
+    let style = PromptStyle::from(args.prompt_style);
     let cfg = loaded.cfg.clone();
     let (vs, model) = (&loaded.vs, &loaded.model);
     let allowed_max_length = args.allowed_max_length.min(cfg.context_length as usize);
 
     let tokenizer = BpeTokenizer::gpt2()?;
-    let (train_loader, val_loader, _test_loader) =
-        create_instruction_loaders(&train_data, &val_data, &test_data, &tokenizer, args.batch_size, Some(allowed_max_length), seed)?;
+    // Section 7.4's loaders, in the chosen prompt style, with the prompts' targets masked when asked (exercise 7.2).
+    let dataset = |data: &[InstructionEntry]| -> Result<InstructionDataset> {
+        Ok(InstructionDataset::with_style(data, &tokenizer, style)?
+            .with_allowed_max_length(Some(allowed_max_length))
+            .with_prompt_masking(args.mask_instructions))
+    };
+    let train_loader = DataLoader::new(dataset(&train_data)?, args.batch_size, true, true, seed)?;
+    let val_loader = DataLoader::new(dataset(&val_data)?, args.batch_size, false, false, seed)?;
     let (train_loss, val_loss) = evaluate_model(model, &train_loader, &val_loader, device, args.eval_iter);
     println!("Training loss: {train_loss:.3}");
     println!("Validation loss: {val_loss:.3}");
@@ -218,7 +303,7 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     let mut settings = TrainSettings {
         seed,
         sample_tokens: args.sample_tokens,
-        ..TrainSettings::book(args.epochs, args.eval_freq, args.eval_iter, &format_input(&val_data[0]))
+        ..TrainSettings::book(args.epochs, args.eval_freq, args.eval_iter, &style.format_input(&val_data[0]))
     };
     let mut state = TrainState::default();
     let mut optimizer = AdamW::new(vs, args.lr, args.weight_decay);
@@ -231,11 +316,15 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     let total_steps = (args.epochs * train_loader.len()).min(args.max_steps.map_or(usize::MAX, |n| n + state.steps_done as usize));
     let progress = Progress::new(total_steps as u64, state.steps_done as u64, "steps");
     eprintln!(
-        "finetuning {} parameters on {} batches of up to {} x {allowed_max_length} tokens per epoch, {} epochs",
-        llm_from_scratch::ch04::num_parameters(vs),
+        "finetuning {} of {} parameters{} on {} batches of up to {} x {allowed_max_length} tokens per epoch, {} epochs, {:?} prompts{}",
+        num_trainable_parameters(vs),
+        num_parameters(vs),
+        lora.map_or(String::new(), |(r, a)| format!(" (LoRA rank {r} alpha {a})")),
         train_loader.len(),
         args.batch_size,
-        args.epochs
+        args.epochs,
+        style,
+        if args.mask_instructions { ", instruction and input targets masked" } else { "" },
     );
     let started = std::time::Instant::now();
     let out = args.out.as_ref().expect("clap requires --out or --resume");
@@ -248,6 +337,9 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
         allowed_max_length,
         lr: args.lr,
         weight_decay: args.weight_decay,
+        prompt_style: style,
+        mask_instructions: args.mask_instructions,
+        lora,
     })?;
     let meta_for = |state: &TrainState| CheckpointMeta {
         settings: Some(settings.clone()),
@@ -281,15 +373,15 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     // Section 7.7: answer the test instructions, save them with the responses.
     let test_entries = &test_data[..args.test_limit.unwrap_or(test_data.len()).min(test_data.len())];
     let answering = Progress::new(test_entries.len() as u64, 0, "responses");
-    let answered = generate_responses(model, &tokenizer, test_entries, args.max_new_tokens, cfg.context_length, device, &mut |_| answering.inc())?;
+    let answered = style.generate_responses(model, &tokenizer, test_entries, args.max_new_tokens, cfg.context_length, device, &mut |_| answering.inc())?;
     answering.finish();
     for entry in answered.iter().take(3) {
-        println!("{}\n\nCorrect response:\n>> {}\n\nModel response:\n>> {}\n-------------------------------------", format_input(entry), entry.output, entry.model_response.as_deref().unwrap_or(""));
+        println!("{}\n\nCorrect response:\n>> {}\n\nModel response:\n>> {}\n-------------------------------------", style.format_input(entry), entry.output, entry.model_response.as_deref().unwrap_or(""));
     }
     save_responses(out.join(RESPONSES_FILE), &answered)?;
 
     // Section 7.8: offline scores, and the judge's when asked for.
-    let loss = response_loss(model, &tokenizer, &test_data, args.batch_size, Some(allowed_max_length), device)?;
+    let loss = style.response_loss(model, &tokenizer, &test_data, args.batch_size, Some(allowed_max_length), device)?;
     let (judge_scores, judge_average) = match &args.judge_model {
         Some(name) => {
             let mut judge = Judge::new(args.judge_api.into(), &args.judge_url, name);

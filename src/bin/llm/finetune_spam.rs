@@ -8,14 +8,18 @@
 //! llm finetune-spam --weights gpt2 --out runs/spam          # the book's run (GPT-2 124M weights)
 //! llm finetune-spam --config tiny --epochs 1 --out runs/spam-tiny
 //! llm classify --model runs/spam --text "You are a winner ..."
+//! llm finetune-spam --weights gpt2 --trainable all --out runs/spam-all   # exercise 6.2: the whole model
+//! llm finetune-spam --weights gpt2 --token first --out runs/spam-first   # exercise 6.3: the first token
 //! llm finetune-spam --weights gpt2 --lora-rank 16 --lora-alpha 16 --out runs/spam-lora   # appendix E
 //! llm finetune-spam --weights gpt2 --warmup-steps 130 --clip 1.0 --save-every 100 --out runs/spam-d  # appendix D
 //! llm finetune-spam --resume runs/spam-d                     # continue it after an interruption
 //! ```
 //!
-//! The book's settings are the defaults: batch 8, AdamW lr 5e-5 and weight decay 0.1, 5 epochs,
+//! The book's settings are the defaults: the last block, final norm and head train, the head
+//! reads the last token, batch 8, AdamW lr 5e-5 and weight decay 0.1, 5 epochs,
 //! evaluation every 50 steps on 5 batches, dropout 0, seed 123. The output folder's checkpoint is
-//! both the classifier (`llm classify` reads it) and the run (`--resume` continues it exactly).
+//! both the classifier (`llm classify` reads it, with the token position it was trained on) and
+//! the run (`--resume` continues it exactly, with its trainable parameters and token position).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -25,8 +29,9 @@ use clap::Args;
 use llm_from_scratch::appendix_e::prepare_lora_classifier;
 use llm_from_scratch::ch04::{num_parameters, num_trainable_parameters};
 use llm_from_scratch::ch06::{
-    calc_accuracy_loader, prepare_classifier, prepare_spam_splits, read_csv, set_drop_rate, AdamW, BpeTokenizer, ClassifierHistory,
-    ClassifierInfo, ClassifierRun, DataLoader, SpamDataset, SpamSplits, TrainSettings, PAD_TOKEN_ID,
+    calc_accuracy_loader_at, prepare_classifier_with, prepare_spam_splits, read_csv, set_drop_rate, AdamW, BpeTokenizer,
+    ClassifierHistory, ClassifierInfo, ClassifierRun, DataLoader, SpamDataset, SpamSplits, TokenPosition, TrainSettings, Trainable,
+    PAD_TOKEN_ID,
 };
 use llm_from_scratch::ch05::stop_requested;
 use llm_from_scratch::data::DataStore;
@@ -63,6 +68,13 @@ pub struct FinetuneSpamArgs {
     /// Dropout rate during fine-tuning (the book's chapter 6 uses 0).
     #[arg(long, default_value_t = 0.0)]
     pub drop_rate: f64,
+    /// What trains besides the new head: the book's last block and final norm (`last-block`), or
+    /// every parameter (`all`, exercise 6.2).
+    #[arg(long, value_enum, default_value_t = TrainableArg::LastBlock, conflicts_with = "lora_rank")]
+    pub trainable: TrainableArg,
+    /// Which token's output feeds the head: the book's `last`, or the `first` (exercise 6.3).
+    #[arg(long, value_enum, default_value_t = TokenArg::Last)]
+    pub token: TokenArg,
     /// Appendix E: train LoRA updates of this rank on every linear layer (the head too) instead
     /// of the last block, final norm and head.
     #[arg(long)]
@@ -93,6 +105,42 @@ pub struct FinetuneSpamArgs {
     /// results.json, loss.svg/png, accuracy.svg/png.
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
+}
+
+/// `--trainable`: which parameters fine-tune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainableArg {
+    /// The last transformer block, the final norm and the head (section 6.5).
+    LastBlock,
+    /// The whole model (exercise 6.2).
+    All,
+}
+
+/// `--token`: which token's output the head reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TokenArg {
+    /// The last token, which has seen the whole text (section 6.6).
+    Last,
+    /// The first token, which has seen only itself (exercise 6.3).
+    First,
+}
+
+impl From<TrainableArg> for Trainable {
+    fn from(arg: TrainableArg) -> Self {
+        match arg {
+            TrainableArg::LastBlock => Trainable::LastBlock,
+            TrainableArg::All => Trainable::All,
+        }
+    }
+}
+
+impl From<TokenArg> for TokenPosition {
+    fn from(arg: TokenArg) -> Self {
+        match arg {
+            TokenArg::Last => TokenPosition::Last,
+            TokenArg::First => TokenPosition::First,
+        }
+    }
 }
 
 /// What the CLI remembers in the run's checkpoint to rebuild the same loaders on --resume.
@@ -171,8 +219,10 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     };
     let trainable = num_trainable_parameters(&run.vs);
     let parameters = num_parameters(&run.vs);
+    let position = run.info.position;
     eprintln!(
-        "fine-tuning {trainable} of {parameters} parameters on {} training / {} validation / {} test batches of {batch_size} x {max_length} tokens",
+        "fine-tuning {trainable} of {parameters} parameters, the head reading the {} token, on {} training / {} validation / {} test batches of {batch_size} x {max_length} tokens",
+        if position == TokenPosition::First { "first" } else { "last" },
         train_loader.len(),
         val_loader.len(),
         test_loader.len(),
@@ -180,9 +230,9 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
     if run.state.steps_done == 0 {
         // The book's accuracies before fine-tuning, on 10 batches each.
         for (name, acc) in [
-            ("Training", calc_accuracy_loader(&train_loader, &run.model, device, Some(10))),
-            ("Validation", calc_accuracy_loader(&val_loader, &run.model, device, Some(10))),
-            ("Test", calc_accuracy_loader(&test_loader, &run.model, device, Some(10))),
+            ("Training", calc_accuracy_loader_at(&train_loader, &run.model, device, Some(10), position)),
+            ("Validation", calc_accuracy_loader_at(&val_loader, &run.model, device, Some(10), position)),
+            ("Test", calc_accuracy_loader_at(&test_loader, &run.model, device, Some(10), position)),
         ] {
             println!("{name} accuracy before fine-tuning: {:.2}%", acc * 100.0);
         }
@@ -226,9 +276,9 @@ pub fn run(args: FinetuneSpamArgs) -> Result<()> {
 
     // The book's final accuracies, on all batches.
     let results = Results {
-        train_accuracy: calc_accuracy_loader(&train_loader, &run.model, device, None),
-        validation_accuracy: calc_accuracy_loader(&val_loader, &run.model, device, None),
-        test_accuracy: calc_accuracy_loader(&test_loader, &run.model, device, None),
+        train_accuracy: calc_accuracy_loader_at(&train_loader, &run.model, device, None, position),
+        validation_accuracy: calc_accuracy_loader_at(&val_loader, &run.model, device, None, position),
+        test_accuracy: calc_accuracy_loader_at(&test_loader, &run.model, device, None, position),
         trainable_parameters: trainable,
         parameters,
         training_seconds,
@@ -262,7 +312,7 @@ fn new_run(args: &FinetuneSpamArgs, device: tch::Device, max_length: usize, trai
         llm_from_scratch::set_seed(seed); // the book's torch.manual_seed(123) before the new head
         match lora {
             Some((rank, alpha)) => prepare_lora_classifier(&mut model, &vs, 2, rank, alpha),
-            None => prepare_classifier(&mut model, &vs, 2),
+            None => prepare_classifier_with(&mut model, &vs, 2, args.trainable.into()),
         }
     };
     assert_eq!(trainable, num_trainable_parameters(&vs));
@@ -272,7 +322,7 @@ fn new_run(args: &FinetuneSpamArgs, device: tch::Device, max_length: usize, trai
     let total_steps = max_steps.unwrap_or(i64::MAX).min((args.epochs * train_batches) as i64);
     let extras = args.schedule.extras_args(lr).map(|e| e.extras(total_steps)).transpose()?;
     let settings = TrainSettings { seed, max_steps, extras, ..TrainSettings::classifier(args.epochs, args.eval_freq, args.eval_iter) };
-    let info = ClassifierInfo { num_classes: 2, max_length, pad_token_id: PAD_TOKEN_ID, lora };
+    let info = ClassifierInfo { num_classes: 2, max_length, pad_token_id: PAD_TOKEN_ID, lora, position: args.token.into() };
     let mut run = ClassifierRun::new(vs, model, info, optimizer, settings);
     run.extra = serde_json::to_value(RunData { batch_size: args.batch_size, base: args.model.describe() })?;
     Ok(run)

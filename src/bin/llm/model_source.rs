@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use llm_from_scratch::appendix_e::replace_linear_with_lora;
 use llm_from_scratch::ch04::{load_safetensors, GptConfig, GptModel};
+use llm_from_scratch::ch07::PromptStyle;
 use llm_from_scratch::ch05::{read_checkpoint, Checkpoint, TrainSettings};
 use tch::{nn, Device};
 
@@ -50,18 +52,50 @@ pub struct LoadedModel {
     pub vs: nn::VarStore,
     pub model: GptModel,
     pub cfg: GptConfig,
+    /// What the run that saved the model recorded with it (its command's run data; JSON null for
+    /// a model that no run saved): the LoRA updates and the prompt style of an instruction model.
+    pub run_data: serde_json::Value,
 }
 
+/// The key of a run's data under which `llm finetune-instruct` records `(rank, alpha)` of the
+/// model's LoRA updates (exercise 7.4).
+pub const LORA_KEY: &str = "lora";
+/// The key of a run's data under which `llm finetune-instruct` records its prompt style.
+pub const PROMPT_STYLE_KEY: &str = "prompt_style";
+
 impl LoadedModel {
-    /// The model of a checkpoint (a run folder's), built on the CPU and moved to `device`.
+    /// The model of a checkpoint (a run folder's), built on the CPU and moved to `device`; a
+    /// model finetuned with LoRA gets its LoRA layers (rank and alpha from the run's data) before
+    /// the weights load.
     pub fn from_checkpoint(ckpt: &Checkpoint, device: Device) -> Result<Self> {
         let _rng = llm_from_scratch::rng_lock(); // building the model draws from the generator
         let cfg = ckpt.meta.config.clone();
         let mut vs = nn::VarStore::new(Device::Cpu);
-        let model = GptModel::new(&vs.root(), &cfg);
+        let mut model = GptModel::new(&vs.root(), &cfg);
+        let run_data = ckpt.meta.extra.clone();
+        let lora: Option<(i64, f64)> = match run_data.get(LORA_KEY) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(serde_json::from_value(v.clone()).with_context(|| format!("{}: '{LORA_KEY}' is not [rank, alpha]", ckpt.path.display()))?),
+        };
+        if let Some((rank, alpha)) = lora {
+            replace_linear_with_lora(&mut model, &vs, rank, alpha);
+        }
         ckpt.load_model(&vs)?;
         vs.set_device(device);
-        Ok(LoadedModel { vs, model, cfg })
+        Ok(LoadedModel { vs, model, cfg, run_data })
+    }
+
+    /// Whether the model has LoRA updates (it was finetuned with `--lora-rank`).
+    pub fn has_lora(&self) -> bool {
+        self.run_data.get(LORA_KEY).is_some_and(|v| !v.is_null())
+    }
+
+    /// The prompt style the model was finetuned with (Alpaca unless its run recorded another).
+    pub fn prompt_style(&self) -> Result<PromptStyle> {
+        match self.run_data.get(PROMPT_STYLE_KEY) {
+            None | Some(serde_json::Value::Null) => Ok(PromptStyle::Alpaca),
+            Some(v) => serde_json::from_value(v.clone()).with_context(|| format!("the run's '{PROMPT_STYLE_KEY}' {v} is not a prompt style")),
+        }
     }
 }
 
@@ -103,7 +137,7 @@ impl ModelArgs {
         if let Some(name) = self.weights.as_deref().filter(|w| !w.ends_with(".safetensors")) {
             // A Hugging Face GPT-2: its config.json gives the sizes.
             let (vs, model, cfg) = GptModel::from_pretrained_gpt2(name, device)?;
-            return Ok(LoadedModel { vs, model, cfg });
+            return Ok(LoadedModel { vs, model, cfg, run_data: serde_json::Value::Null });
         }
         if let Some(dir) = &self.run {
             let ckpt = read_checkpoint(dir).with_context(|| format!("loading the model of {}", dir.display()))?;
@@ -119,7 +153,7 @@ impl ModelArgs {
             load_safetensors(&vs, path).with_context(|| format!("loading weights from {path}"))?;
         }
         vs.set_device(device);
-        Ok(LoadedModel { vs, model, cfg })
+        Ok(LoadedModel { vs, model, cfg, run_data: serde_json::Value::Null })
     }
 }
 

@@ -1,5 +1,5 @@
-//! `llm respond`: one answer of an instruction-finetuned model (chapter 7.7), in the Alpaca
-//! prompt format.
+//! `llm respond`: one answer of an instruction-finetuned model (chapter 7.7), in the prompt
+//! style it was finetuned with (the book's Alpaca, or Phi-3 after `--prompt-style phi3`).
 //!
 //! ```text
 //! llm respond --model runs/instruct --instruction "Rewrite the sentence using a simile." --input "The car is very fast."
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use llm_from_scratch::ch02::BpeTokenizer;
-use llm_from_scratch::ch07::{generate_response, InstructionEntry};
+use llm_from_scratch::ch07::InstructionEntry;
 
 use crate::model_source::{LoadedModel, ModelArgs};
 
@@ -43,7 +43,7 @@ pub fn run(args: RespondArgs) -> Result<()> {
     let loaded = load_finetuned(&args.model, device)?;
     let tokenizer = BpeTokenizer::gpt2()?;
     let entry = InstructionEntry::new(&args.instruction, &args.input, "");
-    let response = generate_response(&loaded.model, &tokenizer, &entry, args.max_new_tokens, loaded.cfg.context_length, device)?;
+    let response = loaded.prompt_style()?.generate_response(&loaded.model, &tokenizer, &entry, args.max_new_tokens, loaded.cfg.context_length, device)?;
     println!("{response}");
     Ok(())
 }

@@ -15,7 +15,7 @@ use tch::{Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::nn::model::GptModel;
-use crate::tasks::classify::loss::{calc_accuracy_loader, calc_loss_batch};
+use crate::tasks::classify::loss::{calc_accuracy_loader_at, calc_loss_batch_at, TokenPosition};
 use crate::tasks::classify::usage::{classifier_from_checkpoint, classifier_meta, ClassifierInfo};
 use crate::text::dataloader::{DataLoader, Dataset};
 use crate::training::checkpoint::{read_checkpoint, save_checkpoint};
@@ -39,18 +39,20 @@ pub type ClassifierEvent = TrainEvent;
 pub struct ClassifierTask<'a> {
     pub model: &'a GptModel,
     pub device: Device,
+    /// Which token's logits the loss and the accuracies read (the book's last).
+    pub position: TokenPosition,
 }
 
 impl<'a> ClassifierTask<'a> {
-    /// The task of fine-tuning `model` on `device`.
+    /// The task of fine-tuning `model` on `device` on the last token's logits.
     pub fn new(model: &'a GptModel, device: Device) -> Self {
-        ClassifierTask { model, device }
+        ClassifierTask { model, device, position: TokenPosition::Last }
     }
 }
 
 impl TrainTask for ClassifierTask<'_> {
     fn batch_loss(&self, input_batch: &Tensor, target_batch: &Tensor, train: bool) -> Tensor {
-        calc_loss_batch(input_batch, target_batch, self.model, self.device, train)
+        calc_loss_batch_at(input_batch, target_batch, self.model, self.device, train, self.position)
     }
 
     fn unit(&self) -> Unit {
@@ -65,8 +67,8 @@ impl TrainTask for ClassifierTask<'_> {
         settings: &TrainSettings,
         history: &mut TrainHistory,
     ) -> Result<Option<TrainEvent>> {
-        let train_accuracy = calc_accuracy_loader(train_loader, self.model, self.device, Some(settings.eval_iter));
-        let val_accuracy = calc_accuracy_loader(val_loader, self.model, self.device, Some(settings.eval_iter));
+        let train_accuracy = calc_accuracy_loader_at(train_loader, self.model, self.device, Some(settings.eval_iter), self.position);
+        let val_accuracy = calc_accuracy_loader_at(val_loader, self.model, self.device, Some(settings.eval_iter), self.position);
         history.train_accs.push(train_accuracy);
         history.val_accs.push(val_accuracy);
         let line = format!("Training accuracy: {:.2}% | Validation accuracy: {:.2}%", train_accuracy * 100.0, val_accuracy * 100.0);
@@ -158,7 +160,7 @@ impl ClassifierRun {
         steps: Option<usize>,
         on_event: &mut dyn FnMut(&TrainEvent),
     ) -> Result<()> {
-        let task = ClassifierTask::new(&self.model, self.vs.device());
+        let task = ClassifierTask { position: self.info.position, ..ClassifierTask::new(&self.model, self.vs.device()) };
         train_steps(&task, train_loader, val_loader, &mut self.optimizer, &self.settings, &mut self.state, steps, on_event)
     }
 
@@ -241,7 +243,7 @@ mod tests {
             extras: Some(TrainExtras { schedule, clip_max_norm: Some(0.5) }),
             ..TrainSettings::classifier(2, 3, 2)
         };
-        let info = ClassifierInfo { num_classes: 2, max_length: 12, pad_token_id: 0, lora: None };
+        let info = ClassifierInfo { num_classes: 2, max_length: 12, pad_token_id: 0, lora: None, position: Default::default() };
         ClassifierRun::new(vs, model, info, optimizer, settings)
     }
 

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::nn::config::GptConfig;
 use crate::nn::model::{replace_out_head, set_requires_grad_under, GptModel};
 use crate::tasks::classify::data::SPAM;
-use crate::tasks::classify::loss::classifier_logits;
+use crate::tasks::classify::loss::{classifier_logits_at, TokenPosition};
 use crate::text::tokenizer::Tokenizer;
 use crate::training::checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta};
 
@@ -27,6 +27,20 @@ pub fn classify_review<T: Tokenizer + ?Sized>(
     max_length: Option<usize>,
     pad_token_id: i64,
 ) -> Result<&'static str> {
+    classify_review_at(text, model, tokenizer, device, max_length, pad_token_id, TokenPosition::Last)
+}
+
+/// [`classify_review`] with the argmax of the token at `position` (a classifier trained on the
+/// first token, exercise 6.3, must be asked with the first: see [`ClassifierInfo::position`]).
+pub fn classify_review_at<T: Tokenizer + ?Sized>(
+    text: &str,
+    model: &GptModel,
+    tokenizer: &T,
+    device: Device,
+    max_length: Option<usize>,
+    pad_token_id: i64,
+    position: TokenPosition,
+) -> Result<&'static str> {
     let supported_context_length = model.cfg.context_length as usize;
     let mut input_ids: Vec<i64> = tokenizer.encode_text(text)?.into_iter().map(i64::from).collect();
     let length = max_length.unwrap_or(input_ids.len()).min(supported_context_length);
@@ -37,7 +51,7 @@ pub fn classify_review<T: Tokenizer + ?Sized>(
     input_ids.resize(length, pad_token_id);
     let input_tensor = Tensor::from_slice(&input_ids).unsqueeze(0).to_device(device); // [1, num_tokens]
     let _no_grad = tch::no_grad_guard();
-    let logits = classifier_logits(model, &input_tensor, false); // [1, num_classes]
+    let logits = classifier_logits_at(model, &input_tensor, false, position); // [1, num_classes]
     let predicted_label = logits.argmax(-1, false).int64_value(&[0]);
     Ok(if predicted_label == SPAM { "spam" } else { "not spam" })
 }
@@ -53,6 +67,10 @@ pub struct ClassifierInfo {
     /// Appendix E: `(rank, alpha)` of the LoRA updates on every linear layer, when it has them.
     #[serde(default)]
     pub lora: Option<(i64, f64)>,
+    /// Which token's output feeds the head (exercise 6.3); the last in the book, and in
+    /// classifiers saved before this field existed.
+    #[serde(default)]
+    pub position: TokenPosition,
 }
 
 const CLASSIFIER_KEY: &str = "classifier";
