@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Set up everything llm-from-scratch needs, once per machine; safe to run again (it only does
-# what is missing). Usage: scripts/setup.sh [python|evcxr|kernel|all]   (default: all)
+# what is missing). Usage: scripts/setup.sh [python|evcxr|kernel|browser|all]   (default: all)
 #
 #   python  the Python environment from environment.yml (torch 2.13.0 = libtorch, Jupyter, ...)
 #           in $LLM_FS_VENV, refreshed when environment.yml changes (its sha256 is stamped);
 #   evcxr   evcxr_jupyter (pinned, `cargo install --locked`) in $LLM_FS_EVCXR_ROOT (~18 min on
 #           2 cores, the first time only);
 #   kernel  the Jupyter kernelspec `llm-from-scratch` (display name "Rust (LLM from scratch)"),
-#           installed into the venv, whose launcher lives in $LLM_FS_HOME/kernel.
+#           installed into the venv, whose launcher lives in $LLM_FS_HOME/kernel;
+#   browser Debian's `chromium` (apt-get, as root; skipped when a Chromium is on PATH, or on a
+#           machine without apt-get or root), for the headless check of the notebooks' slides
+#           (tests/python/test_slides.py).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -112,13 +115,33 @@ EOF
     log "kernel: llm-from-scratch installed ($("$LLM_FS_VENV/bin/jupyter" kernelspec list | awk '$1=="llm-from-scratch"{print $2}'))"
 }
 
+setup_browser() {
+    local b
+    for b in chromium chromium-browser; do
+        if command -v "$b" >/dev/null 2>&1; then
+            log "browser: $b present"
+            return 0
+        fi
+    done
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        log "browser: no Chromium, and no apt-get as root to install it: the slides check will skip (install chromium to run it)"
+        return 0
+    fi
+    log "browser: apt-get install chromium (for the headless slides check)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 ||
+        { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; } ||
+        { log "error: apt-get install chromium failed"; return 1; }
+    log "browser: $(chromium --version 2>/dev/null || echo chromium) installed"
+}
+
 case "${1:-all}" in
 python) setup_python ;;
 evcxr) setup_evcxr ;;
 kernel) setup_python && setup_kernel ;;
-all) setup_python && setup_evcxr && setup_kernel ;;
+browser) setup_browser ;;
+all) setup_python && setup_evcxr && setup_kernel && setup_browser ;;
 *)
-    echo "usage: $0 [python|evcxr|kernel|all]" >&2
+    echo "usage: $0 [python|evcxr|kernel|browser|all]" >&2
     exit 2
     ;;
 esac

@@ -6,14 +6,13 @@ use llm_from_scratch::ch02::{DataLoader, Dataset, Tokenizer};
 use llm_from_scratch::ch07::*;
 
 /// Exercise 7.1 solution: the Phi-3 prompt style, `<|user|>` then the instruction (and input),
-/// `<|assistant|>:` then the response (the book's solution notebook).
+/// `<|assistant|>:` then the response (the book's solution notebook): `PromptStyle::Phi3`.
 fn format_input_phi(entry: &InstructionEntry) -> String {
-    let input_text = if entry.input.is_empty() { String::new() } else { format!("\n{}", entry.input) };
-    format!("<|user|>\n{}{input_text}", entry.instruction)
+    PromptStyle::Phi3.format_input(entry)
 }
 
 fn format_response_phi(output: &str) -> String {
-    format!("\n<|assistant|>:\n{output}")
+    PromptStyle::Phi3.format_response(output)
 }
 
 #[test]
@@ -35,12 +34,16 @@ fn exercise_7_1_phi3_prompt_style() {
     assert!((0..phi.len()).all(|i| phi.get(i).len() < alpaca.get(i).len()), "every example is shorter");
     let saved = (total(&alpaca) - total(&phi)) as f64 / train.len() as f64;
     assert!((15.0..30.0).contains(&saved), "tokens saved per example: {saved}");
-    let (inputs, targets) = DataLoader::new(phi, 8, false, false, 0).unwrap().iter().next().unwrap();
+    let (inputs, targets) = DataLoader::new(phi.clone(), 8, false, false, 0).unwrap().iter().next().unwrap();
     assert_eq!(inputs.size(), targets.size());
     // The response is extracted after the prompt, with `<|assistant|>:` removed.
     let generated = text.clone();
     let response = extract_response(&generated, &format_input_phi(&data[50])).replace("<|assistant|>:", "").trim().to_string();
     assert_eq!(response, "The correct spelling is 'Occasion.'");
+    assert_eq!(PromptStyle::Phi3.extract_response(&generated, &format_input_phi(&data[50])), response, "the library's extraction");
+    // The library's data set in the Phi-3 style holds the same ids, and knows each prompt's length.
+    let styled = InstructionDataset::with_style(&train, tokenizer, PromptStyle::Phi3).unwrap();
+    assert!((0..styled.len()).all(|i| styled.get(i) == phi.get(i)), "the same encoded examples");
 }
 
 #[test]
