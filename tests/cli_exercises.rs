@@ -98,11 +98,12 @@ fn instruct_inputs(dir: &Path) -> (PathBuf, PathBuf) {
     (data, config)
 }
 
-/// `llm finetune-instruct` on the tiny config for `steps` steps with `extra` flags: (stdout, stderr).
-fn instruct_run(dir: &Path, out: &Path, steps: &str, extra: &[&str]) -> (String, String) {
+/// `llm finetune-instruct` on the tiny config for `epochs` epochs of one step, stopped after
+/// `steps` steps, with `extra` flags: (stdout, stderr).
+fn instruct_run(dir: &Path, out: &Path, epochs: &str, steps: &str, extra: &[&str]) -> (String, String) {
     let (data, config) = instruct_inputs(dir);
     let mut args = vec![
-        "finetune-instruct", "--config", config.to_str().unwrap(), "--data", data.to_str().unwrap(), "--epochs", "1",
+        "finetune-instruct", "--config", config.to_str().unwrap(), "--data", data.to_str().unwrap(), "--epochs", epochs,
         "--max-steps", steps, "--lr", "1e-2", "--eval-freq", "1", "--eval-iter", "1", "--sample-tokens", "2", "--max-new-tokens", "8",
     ];
     args.extend_from_slice(extra);
@@ -122,7 +123,7 @@ fn finetune_instruct_prompt_style_and_masking() {
     let dir = temp_dir("instruct");
     // Exercise 7.1: the Phi-3 prompt style, in the printed answers and the saved run.
     let phi = dir.join("phi3");
-    let (stdout, _) = instruct_run(&dir, &phi, "1", &["--prompt-style", "phi3"]);
+    let (stdout, _) = instruct_run(&dir, &phi, "1", "1", &["--prompt-style", "phi3"]);
     assert!(stdout.contains("<|user|>\nTranslate to French.\nThank you\n\nCorrect response:\n>> Merci."), "the Phi-3 prompt:\n{stdout}");
     assert!(!stdout.contains("### Instruction:"), "no Alpaca prompt:\n{stdout}");
     let ckpt = json(&phi.join("checkpoint.json"));
@@ -137,9 +138,9 @@ fn finetune_instruct_prompt_style_and_masking() {
 
     // Exercise 7.2: --mask-instructions leaves the responses' targets only, so the same model's
     // loss before finetuning is another number; it is saved with the run.
-    let (plain_stdout, _) = instruct_run(&dir, &dir.join("plain"), "1", &[]);
+    let (plain_stdout, _) = instruct_run(&dir, &dir.join("plain"), "1", "1", &[]);
     let masked = dir.join("masked");
-    let (masked_stdout, _) = instruct_run(&dir, &masked, "1", &["--mask-instructions"]);
+    let (masked_stdout, _) = instruct_run(&dir, &masked, "1", "1", &["--mask-instructions"]);
     let (plain_loss, masked_loss) = (initial_train_loss(&plain_stdout), initial_train_loss(&masked_stdout));
     assert!((plain_loss - masked_loss).abs() > 1e-3, "masking changes the loss: {plain_loss} vs {masked_loss}");
     assert_eq!(json(&masked.join("checkpoint.json"))["extra"]["mask_instructions"], true);
@@ -154,11 +155,21 @@ fn finetune_instruct_with_lora_trains_only_the_lora_matrices() {
 
     let dir = temp_dir("lora");
     let out = dir.join("run");
-    let (_, stderr) = instruct_run(&dir, &out, "3", &["--lora-rank", "4", "--lora-alpha", "8"]);
+    // Two epochs of one step, stopped after the first (saved with AdamW's state), then resumed:
+    // the resumed run keeps its LoRA layers (only they train) and its Phi-3 prompts.
+    let (_, stderr) = instruct_run(&dir, &out, "2", "1", &["--lora-rank", "4", "--lora-alpha", "8", "--prompt-style", "phi3"]);
     let per_block = 4 * lora_parameters(32, 32, 4) + lora_parameters(32, 128, 4) + lora_parameters(128, 32, 4);
     let trainable = 2 * per_block + lora_parameters(32, 50257, 4);
     assert!(stderr.contains(&format!("finetuning {trainable} of ")) && stderr.contains("(LoRA rank 4 alpha 8)"), "{stderr}");
-    assert_eq!(json(&out.join("checkpoint.json"))["extra"]["lora"], serde_json::json!([4, 8.0]));
+    assert_eq!(json(&out.join("checkpoint.json"))["state"]["steps_done"], 1);
+    let o = out.to_str().unwrap();
+    let resumed = llm_succeeds(&["finetune-instruct", "--resume", o, "--max-new-tokens", "8"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&resumed.stdout), String::from_utf8_lossy(&resumed.stderr));
+    assert!(stderr.contains("resuming") && stderr.contains(&format!("finetuning {trainable} of ")), "{stderr}");
+    assert!(stdout.contains("<|user|>\nTranslate to French."), "the run's Phi-3 prompts:\n{stdout}");
+    let ckpt = json(&out.join("checkpoint.json"));
+    assert_eq!((&ckpt["extra"]["lora"], &ckpt["extra"]["prompt_style"]), (&serde_json::json!([4, 8.0]), &serde_json::json!("phi3")));
+    assert_eq!(ckpt["state"]["steps_done"], 2);
 
     // The start: the command's model (seed 123) and LoRA layers (seeded again with 123).
     let start: Vec<(String, tch::Tensor)> = {
@@ -188,7 +199,6 @@ fn finetune_instruct_with_lora_trains_only_the_lora_matrices() {
     // `llm respond` loads the model with its LoRA layers and answers as the run did.
     let answered = json(&out.join("instruction-data-with-response.json"));
     let response = answered[0]["model_response"].as_str().unwrap();
-    let o = out.to_str().unwrap();
     let said = llm_ok(&["respond", "--model", o, "--instruction", "Translate to French.", "--input", "Thank you", "--max-new-tokens", "8"]);
     assert_eq!(said, format!("{response}\n"));
     std::fs::remove_dir_all(&dir).unwrap();

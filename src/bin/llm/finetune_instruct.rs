@@ -266,20 +266,23 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     }
     loaded.cfg.drop_rate = args.drop_rate;
     set_drop_rate(&mut loaded.model, args.drop_rate);
-    // Exercise 7.4: only LoRA updates train (a resumed run's model loaded with its own).
-    let lora = args.lora_rank.map(|rank| (rank, args.lora_alpha.unwrap_or(rank as f64)));
-    if let Some((rank, alpha)) = lora {
-        if rank < 1 {
-            bail!("--lora-rank must be at least 1");
-        }
-        if resumed.is_none() {
-            if loaded.has_lora() {
-                bail!("the model has LoRA updates already: finetune it without --lora-rank");
+    // Exercise 7.4: only LoRA updates train. A resumed run's model, or a --model finetuned with
+    // LoRA, is loaded with its own LoRA layers, which go on training.
+    let lora = match (args.lora_rank, loaded.lora()) {
+        (Some(_), Some(_)) if resumed.is_none() => bail!("the model has LoRA updates already: finetune it without --lora-rank"),
+        (Some(rank), None) => {
+            if rank < 1 {
+                bail!("--lora-rank must be at least 1");
             }
+            let alpha = args.lora_alpha.unwrap_or(rank as f64);
             let _rng = llm_from_scratch::rng_lock();
             llm_from_scratch::set_seed(seed); // LoRA's A matrices are drawn at random
             replace_linear_with_lora(&mut loaded.model, &loaded.vs, rank, alpha);
+            Some((rank, alpha))
         }
+        (_, loaded_lora) => loaded_lora,
+    };
+    if lora.is_some() {
         train_only_lora(&loaded.vs);
     }
     let style = PromptStyle::from(args.prompt_style);

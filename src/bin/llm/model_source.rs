@@ -85,9 +85,9 @@ impl LoadedModel {
         Ok(LoadedModel { vs, model, cfg, run_data })
     }
 
-    /// Whether the model has LoRA updates (it was finetuned with `--lora-rank`).
-    pub fn has_lora(&self) -> bool {
-        self.run_data.get(LORA_KEY).is_some_and(|v| !v.is_null())
+    /// `(rank, alpha)` of the model's LoRA updates, when it was finetuned with `--lora-rank`.
+    pub fn lora(&self) -> Option<(i64, f64)> {
+        self.run_data.get(LORA_KEY).and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 
     /// The prompt style the model was finetuned with (Alpaca unless its run recorded another).
