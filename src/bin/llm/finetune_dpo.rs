@@ -227,6 +227,10 @@ pub fn run(args: FinetuneDpoArgs) -> Result<()> {
     // the model the run started from.
     let seed = args.model.seed;
     let policy = args.model.load(device).context("loading the model to align")?;
+    // The bonus aligns a model finetuned as in chapter 7: Alpaca prompts, every weight its own.
+    if policy.lora().is_some() || policy.prompt_style()? != llm_from_scratch::ch07::PromptStyle::Alpaca {
+        bail!("{}: a model finetuned with --lora-rank or --prompt-style phi3; DPO here aligns a model finetuned in the book's way (Alpaca prompts, no LoRA)", args.model.describe());
+    }
     let cfg = policy.cfg.clone();
     let (_reference_vs, reference) = match &resumed {
         None => reference_model(&policy.vs, &cfg)?,
