@@ -7,6 +7,11 @@
 
 use std::fmt::Display;
 
+pub mod appendix_a;
+pub mod ch02;
+pub mod ch03;
+pub mod ch04;
+
 /// Report a right answer: prints `✔ Exercise {id}: {what}`.
 pub fn pass(id: &str, what: impl Display) {
     println!("✔ Exercise {id}: {what}");
@@ -28,9 +33,23 @@ pub fn check(id: &str, ok: bool, what: impl Display, hint: impl Display) {
     }
 }
 
+/// The value of the library's reference computation; when it cannot be computed (a data file
+/// missing, ...), fails the exercise with the reason, so the learner sees it is not their answer.
+#[track_caller]
+pub fn reference<T, E: Display>(id: &str, result: Result<T, E>) -> T {
+    result.unwrap_or_else(|e| fail(id, format!("the reference answer could not be computed: {e}")))
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Assert that `f` fails exercise `id` (panics with its `✘` message).
+    pub(crate) fn fails(id: &str, f: impl FnOnce()) {
+        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("a wrong answer must fail the check");
+        let msg = err.downcast_ref::<String>().map(String::as_str).or_else(|| err.downcast_ref::<&str>().copied()).unwrap_or("");
+        assert!(msg.starts_with(&format!("✘ Exercise {id}: ")), "the check of {id} must fail with its own message, got {msg:?}");
+    }
 
     #[test]
     fn a_wrong_answer_panics_with_the_exercise_and_the_hint() {
