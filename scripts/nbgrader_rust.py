@@ -65,9 +65,10 @@ class RustExecute(LateOutput, Execute):
         pin_crate(nb)
         return super().preprocess(nb, resources, km)
 
-    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
-        result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+    def preprocess_cell(self, cell, resources, index):
+        # (nbconvert executes each cell here, through nbclient's own `execute_cell`.)
+        cell, resources = super().preprocess_cell(cell, resources, index)
         if cell.get("cell_type") == "code" and mark_failure(cell):
             error = next(o for o in cell["outputs"] if o.get("output_type") == "error")
-            self.log.info("cell %d failed: %s", cell_index, str(error.get("evalue", ""))[:200])
-        return result
+            self.log.info("cell %d failed: %s", index, str(error.get("evalue", ""))[:200])
+        return cell, resources
