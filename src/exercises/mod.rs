@@ -7,6 +7,8 @@
 
 use std::fmt::Display;
 
+use tch::{Kind, Tensor};
+
 pub mod appendix_a;
 pub mod ch02;
 pub mod ch03;
@@ -38,6 +40,27 @@ pub fn check(id: &str, ok: bool, what: impl Display, hint: impl Display) {
 #[track_caller]
 pub fn reference<T, E: Display>(id: &str, result: Result<T, E>) -> T {
     result.unwrap_or_else(|e| fail(id, format!("the reference answer could not be computed: {e}")))
+}
+
+/// Pass when tensor `got` has the shape of `want` and its values are within `tol` of it; else fail
+/// naming the shapes, or the largest difference and `hint`.
+#[track_caller]
+pub fn check_close(id: &str, got: &Tensor, want: &Tensor, tol: f64, what: impl Display, hint: impl Display) {
+    if got.size() != want.size() {
+        fail(id, format!("the shape should be {:?}, not {:?}; {hint}", want.size(), got.size()));
+    }
+    let diff = max_diff(got, want);
+    check(id, diff <= tol, what, format!("off by up to {diff:.3e}; {hint}"))
+}
+
+/// The largest absolute difference of two tensors of one shape (as f64; NaN counts as infinite).
+pub fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    let d = (a.to_kind(Kind::Double) - b.to_kind(Kind::Double)).abs().max().double_value(&[]);
+    if d.is_nan() {
+        f64::INFINITY
+    } else {
+        d
+    }
 }
 
 #[cfg(test)]
