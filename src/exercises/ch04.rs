@@ -25,7 +25,7 @@ pub fn check_4_1(ff_params: i64, att_params: i64) {
     check(
         "4.1",
         att_params == att,
-        format!("the attention module has {att} parameters, half as many ({:.2}x)", ff as f64 / att as f64),
+        format!("the attention module has {att} parameters; the feed-forward module {:.2} times as many", ff as f64 / att as f64),
         format!("count again: query, key and value 768 x 768 without bias, `out_proj` with bias; {att_params} is not it"),
     );
 }
