@@ -32,7 +32,6 @@ STUB = 'todo!("your answer")'
 sys.path.insert(0, str(REPO / "scripts"))
 import nbgrader_rust  # noqa: E402
 
-pytestmark = pytest.mark.kernel
 
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
@@ -94,6 +93,7 @@ def graded(tmp_path_factory) -> dict:
     return {"course": course, "release": release_cells, "scores": scores, "log": proc.stderr}
 
 
+@pytest.mark.kernel
 def test_the_student_copy_has_the_stubs_and_no_solution(graded):
     cells = graded["release"]
     answers = [gid for gid, c in cells.items() if c.metadata["nbgrader"]["solution"]]
@@ -108,15 +108,18 @@ def test_the_student_copy_has_the_stubs_and_no_solution(graded):
         assert meta["grade"] and meta["locked"] and meta["points"] == 1, f"{gid}: a locked check worth 1 point: {meta}"
 
 
+@pytest.mark.kernel
 def test_right_answers_get_full_marks(graded):
     assert graded["scores"]["right"] == {gid: (1.0, 1.0) for gid in CHECKS}, graded["log"][-4000:]
 
 
+@pytest.mark.kernel
 def test_a_wrong_answer_loses_its_exercise_only(graded):
     want = {gid: (1.0, 1.0) for gid in CHECKS} | {"ex2_3_check": (0.0, 1.0)}
     assert graded["scores"]["wrong"] == want, graded["log"][-4000:]
 
 
+@pytest.mark.kernel
 def test_a_panic_and_an_err_get_zero_and_grading_goes_on(graded):
     want = {gid: (1.0, 1.0) for gid in CHECKS} | {"ex2_1_check": (0.0, 1.0), "ex2_4_check": (0.0, 1.0)}
     assert graded["scores"]["failing"] == want, graded["log"][-4000:]
@@ -154,3 +157,36 @@ class TestMarkFailure:
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(':dep llm-from-scratch = { path = "../../../..", default-features = false }')])
         nbgrader_rust.pin_crate(nb, Path("/some/clone"))
         assert nb.cells[0].source == ':dep llm-from-scratch = { path = "/some/clone", default-features = false }'
+
+
+SOURCES = sorted((COURSE / "source").glob("*/*.ipynb"))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.parent.name for p in SOURCES])
+def test_every_solution_notebook_follows_the_course_conventions(path):
+    """Static: the layout nbgrader and the instructor flow rely on (chapters/INSTRUCTORS.md)."""
+    assert path.name == f"{path.parent.name}-exercises.ipynb", "source/<id>/<id>-exercises.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "llm-from-scratch" and nb.metadata["kernelspec"]["language"] == "rust"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0].source == ':dep llm-from-scratch = { path = "../../../..", default-features = false }', code[0].source
+    assert "?" in code[1].source, "the setup cell uses `?` (evcxr shows errors, and figures, from then on)"
+    meta = [c.metadata.get("nbgrader") for c in nb.cells]
+    assert all(meta), "every cell has nbgrader metadata"
+    ids = [m["grade_id"] for m in meta]
+    assert len(ids) == len(set(ids)), f"grade ids are unique: {ids}"
+    checks = 0
+    for i, (cell, m) in enumerate(zip(nb.cells, meta)):
+        has_markers = "// BEGIN SOLUTION" in cell.source and "// END SOLUTION" in cell.source
+        if m["solution"]:
+            assert cell.cell_type == "code" and has_markers and not m["grade"], f"{m['grade_id']}: a code cell with the markers"
+            statement, check = nb.cells[i - 1], nb.cells[i + 1]
+            assert statement.cell_type == "markdown" and statement.metadata["nbgrader"]["locked"], f"{m['grade_id']}: a statement first"
+            assert check.metadata["nbgrader"]["grade"], f"{m['grade_id']}: a check after it"
+        else:
+            assert "SOLUTION" not in cell.source and m["locked"], f"{m['grade_id']}: only answer cells are unlocked or marked"
+        if m["grade"]:
+            checks += 1
+            assert cell.cell_type == "code" and m["points"] > 0 and "check_" in cell.source, f"{m['grade_id']}: calls a check"
+            assert m["grade_id"].endswith("_check"), m["grade_id"]
+    assert checks >= 4, f"{path.name}: the book's exercises and at least two of the project's ({checks} checks)"
