@@ -190,3 +190,14 @@ def test_every_solution_notebook_follows_the_course_conventions(path):
             assert cell.cell_type == "code" and m["points"] > 0 and "check_" in cell.source, f"{m['grade_id']}: calls a check"
             assert m["grade_id"].endswith("_check"), m["grade_id"]
     assert checks >= 4, f"{path.name}: the book's exercises and at least two of the project's ({checks} checks)"
+
+
+def test_the_runner_and_the_checker_take_the_solution_notebooks():
+    import check_notebooks
+    import run_notebooks
+
+    assert SOURCES, "the course has solution notebooks"
+    defaults = run_notebooks.default_notebooks()
+    assert all(p in defaults for p in SOURCES), "`make test` executes every solution notebook"
+    assert not any("release" in p.parts for p in defaults), "the student copies are not run"
+    assert [check_notebooks.min_figures(p) for p in SOURCES] == [0] * len(SOURCES), "exercise notebooks need not draw"
