@@ -16,7 +16,8 @@ A notebook fails, naming the notebook and the cell, when it has:
   * (a chapter notebook, directly in notebooks/) a cell without its slide type, or a stale one:
     run scripts/slides.py on it (JupyterLab's RISE presents the notebook as slides).
 
-Usage: check_notebooks.py [NOTEBOOK ...]   (default: every notebooks/*.ipynb and notebooks/*/*.ipynb)
+Usage: check_notebooks.py [NOTEBOOK ...]
+(default: every notebooks/*.ipynb, notebooks/*/*.ipynb and notebooks/exercises/source/*/*.ipynb)
 Exit status 0 when every notebook passes, 1 otherwise; the last line reads
 "notebook check: N passed, M failed".
 """
@@ -28,7 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_notebooks import _describe, _texts, cell_problems  # noqa: E402
+from run_notebooks import _describe, _texts, cell_problems, default_notebooks  # noqa: E402
 from slides import applies_to, slide_problems  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,7 +62,10 @@ MIN_FIGURES = {
 
 
 def min_figures(nb_path: Path) -> int:
-    """The figures a notebook must show, by its chapter (0 for a notebook of no known chapter)."""
+    """The figures a notebook must show, by its chapter (0 for a notebook of no known chapter, and
+    for the exercise notebooks, `<chapter>-exercises.ipynb`, which need not draw)."""
+    if nb_path.name.endswith("-exercises.ipynb"):
+        return 0
     for prefix, n in MIN_FIGURES.items():
         if nb_path.name.startswith(prefix):
             return n
@@ -135,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(a.startswith("-") for a in args):
         print(__doc__)
         return 2
-    paths = [Path(a) for a in args] or sorted((REPO / "notebooks").glob("*.ipynb")) + sorted(
-        (REPO / "notebooks").glob("*/*.ipynb")
-    )
+    paths = [Path(a) for a in args] or default_notebooks() + sorted((REPO / "notebooks").glob("*/*.ipynb"))
     paths = [p for p in paths if ".ipynb_checkpoints" not in p.parts]
     if not paths:
         print("notebook check: no notebook found", file=sys.stderr)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Execute the project's notebooks headless and fail loudly.
 
-Runs every notebook under notebooks/ (chapters first, then appendices), one kernel each, with the
+Runs every notebook under notebooks/ and every exercise (solution) notebook under
+notebooks/exercises/source/ (chapters first, then appendices), one kernel each, with the
 project's Jupyter kernel `llm-from-scratch`, and writes the executed copies to target/notebooks/
 (outside the source tree). A notebook fails, naming the notebook and the cell, on:
 
@@ -40,6 +41,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 KERNEL = "llm-from-scratch"
+# The solution notebooks of the exercises (nbgrader's source folder, one folder per chapter).
+EXERCISES = REPO / "notebooks" / "exercises" / "source"
 PANIC = "panicked at"
 ALLOW_ERROR_TAG = "allow-error"
 ALLOW_PANIC_TAG = "allow-panic"
@@ -120,37 +123,43 @@ def _describe(nb_path: Path, index: int, cell: dict) -> str:
     return f"{nb_path.name}: cell {index} ({first[:70]!r})"
 
 
+class LateOutput:
+    """Mixin for an nbclient `NotebookClient` (nbconvert's and nbgrader's executors are ones):
+    evcxr can send a cell's stdout or stderr after its "idle" status (evcxr issue #353), which
+    nbclient would drop. Keep reading until the kernel is quiet for a moment, so that late output
+    (an `Err` printed on stderr, the end of a panic) is recorded and judged too."""
+
+    async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
+        from queue import Empty
+
+        from nbclient.exceptions import CellExecutionComplete
+        from nbclient.util import ensure_async
+
+        await super()._async_poll_output_msg(parent_msg_id, cell, cell_index)
+        while True:
+            try:
+                msg = await ensure_async(self.kc.iopub_channel.get_msg(timeout=LATE_OUTPUT_S))
+            except (Empty, asyncio.TimeoutError):
+                return
+            if msg["parent_header"].get("msg_id") == parent_msg_id and msg["msg_type"] != "status":
+                try:
+                    self.process_message(msg, cell, cell_index)
+                except CellExecutionComplete:
+                    pass
+
+
 def run_notebook(nb_path: Path, out_dir: Path, timeout: int, kernel: str, update: bool) -> float | None:
     """Execute one notebook; raise NotebookFailure naming the cell on the first failing cell.
     Returns the seconds from the kernel's start to the first cell output (None if none)."""
     import nbformat
-    from queue import Empty
-
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionComplete, CellTimeoutError, DeadKernelError
-    from nbclient.util import ensure_async
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     nb = nbformat.read(nb_path, as_version=4)
     t0 = time.monotonic()
     first_output: list[float] = []
 
-    class CheckingClient(NotebookClient):
-        async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
-            await super()._async_poll_output_msg(parent_msg_id, cell, cell_index)
-            # evcxr can send a cell's stdout or stderr after its "idle" status (evcxr issue #353),
-            # which nbclient would drop: keep reading until the kernel is quiet for a moment, so
-            # that late output (an `Err` printed on stderr) is recorded and judged too.
-            while True:
-                try:
-                    msg = await ensure_async(self.kc.iopub_channel.get_msg(timeout=LATE_OUTPUT_S))
-                except (Empty, asyncio.TimeoutError):
-                    return
-                if msg["parent_header"].get("msg_id") == parent_msg_id and msg["msg_type"] != "status":
-                    try:
-                        self.process_message(msg, cell, cell_index)
-                    except CellExecutionComplete:
-                        pass
-
+    class CheckingClient(LateOutput, NotebookClient):
         async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
             try:
                 result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
@@ -195,6 +204,12 @@ def run_notebook(nb_path: Path, out_dir: Path, timeout: int, kernel: str, update
     return first_output[0] if first_output else None
 
 
+def default_notebooks() -> list[Path]:
+    """The chapters' notebooks and the exercise notebooks' sources (nbgrader's solution copies;
+    the student copies it generates under notebooks/exercises/release/ are not run)."""
+    return sorted((REPO / "notebooks").glob("*.ipynb")) + sorted(EXERCISES.glob("*/*.ipynb"))
+
+
 def notebook_order(paths: list[Path]) -> list[Path]:
     """Chapters (ch01, ch02, ...) first, then appendices, each sorted by name."""
     return sorted(paths, key=lambda p: (not p.name.startswith("ch"), p.name))
@@ -202,14 +217,14 @@ def notebook_order(paths: list[Path]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb")
+    ap.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb and the exercises' sources")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
     ap.add_argument("--out", type=Path, default=REPO / "target" / "notebooks", help="folder for executed copies")
     ap.add_argument("--kernel", default=KERNEL, help=f"kernel name (default {KERNEL})")
     ap.add_argument("--update", action="store_true", help="write outputs back into the source notebooks")
     args = ap.parse_args(argv)
 
-    paths = args.notebooks or sorted((REPO / "notebooks").glob("*.ipynb"))
+    paths = args.notebooks or default_notebooks()
     if not paths:
         print("notebooks: no notebook found", file=sys.stderr)
         return 1

@@ -7,6 +7,13 @@
 
 use std::fmt::Display;
 
+use tch::{Kind, Tensor};
+
+pub mod appendix_a;
+pub mod ch02;
+pub mod ch03;
+pub mod ch04;
+
 /// Report a right answer: prints `✔ Exercise {id}: {what}`.
 pub fn pass(id: &str, what: impl Display) {
     println!("✔ Exercise {id}: {what}");
@@ -28,9 +35,44 @@ pub fn check(id: &str, ok: bool, what: impl Display, hint: impl Display) {
     }
 }
 
+/// The value of the library's reference computation; when it cannot be computed (a data file
+/// missing, ...), fails the exercise with the reason, so the learner sees it is not their answer.
+#[track_caller]
+pub fn reference<T, E: Display>(id: &str, result: Result<T, E>) -> T {
+    result.unwrap_or_else(|e| fail(id, format!("the reference answer could not be computed: {e}")))
+}
+
+/// Pass when tensor `got` has the shape of `want` and its values are within `tol` of it; else fail
+/// naming the shapes, or the largest difference and `hint`.
+#[track_caller]
+pub fn check_close(id: &str, got: &Tensor, want: &Tensor, tol: f64, what: impl Display, hint: impl Display) {
+    if got.size() != want.size() {
+        fail(id, format!("the shape should be {:?}, not {:?}; {hint}", want.size(), got.size()));
+    }
+    let diff = max_diff(got, want);
+    check(id, diff <= tol, what, format!("off by up to {diff:.3e}; {hint}"))
+}
+
+/// The largest absolute difference of two tensors of one shape (as f64; NaN counts as infinite).
+pub fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    let d = (a.to_kind(Kind::Double) - b.to_kind(Kind::Double)).abs().max().double_value(&[]);
+    if d.is_nan() {
+        f64::INFINITY
+    } else {
+        d
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Assert that `f` fails exercise `id` (panics with its `✘` message).
+    pub(crate) fn fails(id: &str, f: impl FnOnce()) {
+        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("a wrong answer must fail the check");
+        let msg = err.downcast_ref::<String>().map(String::as_str).or_else(|| err.downcast_ref::<&str>().copied()).unwrap_or("");
+        assert!(msg.starts_with(&format!("✘ Exercise {id}: ")), "the check of {id} must fail with its own message, got {msg:?}");
+    }
 
     #[test]
     fn a_wrong_answer_panics_with_the_exercise_and_the_hint() {
