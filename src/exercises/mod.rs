@@ -7,6 +7,10 @@
 
 use std::fmt::Display;
 
+pub mod ch05;
+pub mod ch06;
+pub mod ch07;
+
 /// Report a right answer: prints `✔ Exercise {id}: {what}`.
 pub fn pass(id: &str, what: impl Display) {
     println!("✔ Exercise {id}: {what}");
