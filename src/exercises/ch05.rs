@@ -223,7 +223,7 @@ pub fn check_5_4(resume: impl Fn(&Path) -> Result<(VarStore, GptModel, AdamW)>) 
 /// `max_length = stride = context_length`, no shuffling, the last incomplete batch dropped in
 /// training only). OpenAI's weights cannot be downloaded on every machine, so the check runs a
 /// small random GPT with GPT-2's vocabulary and 256 positions on "The Verdict".
-pub fn check_5_5(losses: impl Fn(&GptModel, &str, &BpeTokenizer) -> (f64, f64), tokenizer: &BpeTokenizer) {
+pub fn check_5_5(losses: impl Fn(&GptModel, &str, &BpeTokenizer) -> Result<(f64, f64)>, tokenizer: &BpeTokenizer) {
     let text = the_verdict().unwrap_or_else(|e| panic!("{e}"));
     let (_vs, model, cfg) = small_gpt(256, 123);
     let split_idx = (0.9 * text.len() as f64) as usize;
@@ -232,7 +232,10 @@ pub fn check_5_5(losses: impl Fn(&GptModel, &str, &BpeTokenizer) -> (f64, f64), 
     let loader = |t: &str, drop_last: bool| create_dataloader_v1(t, tokenizer, 2, ctx, ctx, false, drop_last, 0).unwrap_or_else(|e| panic!("{e}"));
     let want_train = calc_loss_loader(&loader(train_text, true), &model, Device::Cpu, None);
     let want_val = calc_loss_loader(&loader(val_text, false), &model, Device::Cpu, None);
-    let (train, val) = losses(&model, &text, tokenizer);
+    let (train, val) = match losses(&model, &text, tokenizer) {
+        Ok(pair) => pair,
+        Err(e) => fail("5.5", format!("your function returned an error: {e}")),
+    };
     let close = |a: f64, b: f64| (a - b).abs() < 1e-5;
     if close(train, want_val) && close(val, want_train) && !close(train, want_train) {
         fail("5.5", "your two losses are swapped: return (train loss, validation loss).");
@@ -463,12 +466,12 @@ pub(crate) mod tests {
         assert!(msg.contains("load_model"), "{msg}");
     }
 
-    fn verdict_losses(model: &GptModel, text: &str, tokenizer: &BpeTokenizer) -> (f64, f64) {
+    fn verdict_losses(model: &GptModel, text: &str, tokenizer: &BpeTokenizer) -> Result<(f64, f64)> {
         let (train_text, val_text) = text.split_at((0.9 * text.len() as f64) as usize);
         let ctx = model.cfg.context_length as usize;
-        let train_loader = create_dataloader_v1(train_text, tokenizer, 2, ctx, ctx, false, true, 0).unwrap();
-        let val_loader = create_dataloader_v1(val_text, tokenizer, 2, ctx, ctx, false, false, 0).unwrap();
-        (calc_loss_loader(&train_loader, model, Device::Cpu, None), calc_loss_loader(&val_loader, model, Device::Cpu, None))
+        let train_loader = create_dataloader_v1(train_text, tokenizer, 2, ctx, ctx, false, true, 0)?;
+        let val_loader = create_dataloader_v1(val_text, tokenizer, 2, ctx, ctx, false, false, 0)?;
+        Ok((calc_loss_loader(&train_loader, model, Device::Cpu, None), calc_loss_loader(&val_loader, model, Device::Cpu, None)))
     }
 
     #[test]
@@ -476,7 +479,7 @@ pub(crate) mod tests {
         let _rng = rng_lock();
         let tokenizer = BpeTokenizer::gpt2().unwrap();
         check_5_5(verdict_losses, &tokenizer);
-        let msg = failure(|| check_5_5(|m, t, tok| { let (a, b) = verdict_losses(m, t, tok); (b, a) }, &tokenizer));
+        let msg = failure(|| check_5_5(|m, t, tok| verdict_losses(m, t, tok).map(|(a, b)| (b, a)), &tokenizer));
         assert!(msg.contains("swapped"), "{msg}");
     }
 

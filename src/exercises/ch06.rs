@@ -9,6 +9,7 @@ use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
 use super::{check, fail, pass};
+use crate::error::Result;
 use crate::nn::config::GptConfig;
 use crate::nn::model::{num_parameters, num_trainable_parameters, GptModel};
 use crate::tasks::classify::{calc_loss_batch, create_balanced_dataset, prepare_classifier, random_split, read_sms_spam, LabeledText, SpamDataset, PAD_TOKEN_ID};
@@ -27,12 +28,15 @@ fn spam_train_split() -> Vec<LabeledText> {
 /// `texts` with every text padded (or cut) to `context_length` tokens instead of the longest
 /// text's length. Compared on the book's training split at context lengths 64 (shorter than the
 /// longest text, 120 tokens), 128 and 1024 (GPT-2's).
-pub fn check_6_1(pad_to_context: impl Fn(&[LabeledText], &BpeTokenizer, usize) -> SpamDataset, tokenizer: &BpeTokenizer) {
+pub fn check_6_1(pad_to_context: impl Fn(&[LabeledText], &BpeTokenizer, usize) -> Result<SpamDataset>, tokenizer: &BpeTokenizer) {
     let train = spam_train_split();
     let longest = SpamDataset::new(&train, tokenizer, None, PAD_TOKEN_ID).unwrap_or_else(|e| panic!("{e}")).max_length;
     for context_length in [64, 128, 1024] {
         let want = SpamDataset::new(&train, tokenizer, Some(context_length), PAD_TOKEN_ID).unwrap_or_else(|e| panic!("{e}"));
-        let got = pad_to_context(&train, tokenizer, context_length);
+        let got = match pad_to_context(&train, tokenizer, context_length) {
+            Ok(dataset) => dataset,
+            Err(e) => fail("6.1", format!("your function returned an error at context length {context_length}: {e}")),
+        };
         if got == want {
             continue;
         }
@@ -235,8 +239,8 @@ mod tests {
     #[test]
     fn check_6_1_pads_to_the_context() {
         let tokenizer = BpeTokenizer::gpt2().unwrap();
-        check_6_1(|texts, tok, n| SpamDataset::new(texts, tok, Some(n), PAD_TOKEN_ID).unwrap(), &tokenizer);
-        let msg = failure(|| check_6_1(|texts, tok, _| SpamDataset::new(texts, tok, None, PAD_TOKEN_ID).unwrap(), &tokenizer));
+        check_6_1(|texts, tok, n| SpamDataset::new(texts, tok, Some(n), PAD_TOKEN_ID), &tokenizer);
+        let msg = failure(|| check_6_1(|texts, tok, _| SpamDataset::new(texts, tok, None, PAD_TOKEN_ID), &tokenizer));
         assert!(msg.contains("padded to the longest text (120 tokens)"), "{msg}");
     }
 
