@@ -13,6 +13,9 @@ pub mod appendix_a;
 pub mod ch02;
 pub mod ch03;
 pub mod ch04;
+pub mod ch05;
+pub mod ch06;
+pub mod ch07;
 
 /// Report a right answer: prints `✔ Exercise {id}: {what}`.
 pub fn pass(id: &str, what: impl Display) {
@@ -67,10 +70,15 @@ pub fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 pub(crate) mod tests {
     use super::*;
 
+    /// The message a failing check panics with (panics itself if `f` passes).
+    pub(crate) fn failure(f: impl FnOnce()) -> String {
+        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("a wrong answer must fail the check");
+        err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+    }
+
     /// Assert that `f` fails exercise `id` (panics with its `✘` message).
     pub(crate) fn fails(id: &str, f: impl FnOnce()) {
-        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("a wrong answer must fail the check");
-        let msg = err.downcast_ref::<String>().map(String::as_str).or_else(|| err.downcast_ref::<&str>().copied()).unwrap_or("");
+        let msg = failure(f);
         assert!(msg.starts_with(&format!("✘ Exercise {id}: ")), "the check of {id} must fail with its own message, got {msg:?}");
     }
 
