@@ -40,7 +40,12 @@ pub fn decoder_folder(weights: &str) -> Result<Option<PathBuf>> {
              (Llama and Qwen3 weights are not downloaded: put config.json, model.safetensors and tokenizer.json in a folder)"
         );
     };
-    match detect_family(&dir.join("config.json"))? {
+    let config = dir.join("config.json");
+    let text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
+    if !text.contains("\"model_type\"") {
+        return Ok(None); // an older GPT-2 config.json without model_type: the GPT-2 path reads it
+    }
+    match detect_family(&config)? {
         HfFamily::Gpt2 => Ok(None),
         HfFamily::Decoder(_) => Ok(Some(dir)),
     }
