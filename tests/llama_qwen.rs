@@ -320,3 +320,18 @@ fn a_random_tiny_model_generates_the_same_ids_with_and_without_cache() {
     assert_eq!(ids(&a), ids(&b), "a batch of two prompts, cached and uncached");
     assert_eq!(a.size(), vec![2, 14]);
 }
+
+#[test]
+fn a_bfloat16_model_loads_and_stays_close_to_float32() {
+    let io = read("io.safetensors");
+    let loaded = {
+        let _rng = rng_lock();
+        HfDecoder::load_dir(fixture().join("qwen3_tied"), Device::Cpu, Kind::BFloat16).unwrap()
+    };
+    assert!(loaded.vs.variables().values().all(|t| t.kind() == Kind::BFloat16), "every weight in bfloat16");
+    let logits = tch::no_grad(|| loaded.model.forward_t(&io["input_ids"], false)).to_kind(Kind::Float);
+    let want = &io["logits_qwen3_tied"];
+    let scale = f64::try_from(want.abs().max()).unwrap();
+    let diff = max_diff(&logits, want);
+    assert!(diff < 0.03 * scale, "bfloat16 logits differ by {diff} (largest logit {scale}; measured 1.1% of it)");
+}
