@@ -273,21 +273,7 @@ impl DecoderModel {
         let norm_param = cfg.family.norm_param();
         let tok_emb = Embedding::new(&(vs / "tok_emb"), cfg.vocab_size, cfg.emb_dim);
         let blocks = vs / "trf_blocks";
-        let trf_blocks = (0..cfg.n_layers)
-            .map(|i| {
-                TransformerBlock::new(
-                    &(&blocks / i),
-                    cfg.emb_dim,
-                    cfg.hidden_dim,
-                    cfg.n_heads,
-                    cfg.n_kv_groups,
-                    cfg.head_dim,
-                    cfg.qk_norm,
-                    cfg.rms_norm_eps,
-                    norm_param,
-                )
-            })
-            .collect();
+        let trf_blocks = (0..cfg.n_layers).map(|i| TransformerBlock::new(&(&blocks / i), cfg)).collect();
         let final_norm = RmsNorm::new(&(vs / "final_norm"), cfg.emb_dim, cfg.rms_norm_eps, norm_param);
         let out_head = (!cfg.tie_word_embeddings).then(|| Linear::new(&(vs / "out_head"), cfg.emb_dim, cfg.vocab_size, false));
         let rope = Rope::new(cfg.head_dim, cfg.rope_base, cfg.rope_freq.as_ref(), vs.device());

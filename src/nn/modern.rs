@@ -22,6 +22,7 @@
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
+use crate::nn::decoder::DecoderConfig;
 use crate::nn::kv_cache::KvCache;
 use crate::nn::layers::Linear;
 
@@ -255,8 +256,7 @@ pub struct GroupedQueryAttention {
 
 impl GroupedQueryAttention {
     /// The projections under `vs` (`W_query`, `W_key`, `W_value`, `out_proj`, and with
-    /// `qk_norm` `q_norm.<norm_param>`, `k_norm.<norm_param>`).
-    #[allow(clippy::too_many_arguments)]
+    /// `qk_norm = Some((eps, param))` `q_norm.<param>`, `k_norm.<param>`).
     pub fn new(
         vs: &nn::Path,
         d_in: i64,
@@ -330,24 +330,15 @@ pub struct TransformerBlock {
 }
 
 impl TransformerBlock {
-    /// The block's parts under `vs` (`att`, `ff`, `norm1`, `norm2`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        vs: &nn::Path,
-        emb_dim: i64,
-        hidden_dim: i64,
-        num_heads: i64,
-        num_kv_groups: i64,
-        head_dim: i64,
-        qk_norm: bool,
-        eps: f64,
-        norm_param: &str,
-    ) -> Self {
+    /// The block's parts under `vs` (`att`, `ff`, `norm1`, `norm2`) for the sizes of `cfg`.
+    pub fn new(vs: &nn::Path, cfg: &DecoderConfig) -> Self {
+        let (eps, norm_param) = (cfg.rms_norm_eps, cfg.family.norm_param());
+        let qk_norm = cfg.qk_norm.then_some((eps, norm_param));
         Self {
-            att: GroupedQueryAttention::new(&(vs / "att"), emb_dim, num_heads, num_kv_groups, head_dim, qk_norm.then_some((eps, norm_param))),
-            ff: SwiGluFeedForward::new(&(vs / "ff"), emb_dim, hidden_dim),
-            norm1: RmsNorm::new(&(vs / "norm1"), emb_dim, eps, norm_param),
-            norm2: RmsNorm::new(&(vs / "norm2"), emb_dim, eps, norm_param),
+            att: GroupedQueryAttention::new(&(vs / "att"), cfg.emb_dim, cfg.n_heads, cfg.n_kv_groups, cfg.head_dim, qk_norm),
+            ff: SwiGluFeedForward::new(&(vs / "ff"), cfg.emb_dim, cfg.hidden_dim),
+            norm1: RmsNorm::new(&(vs / "norm1"), cfg.emb_dim, eps, norm_param),
+            norm2: RmsNorm::new(&(vs / "norm2"), cfg.emb_dim, eps, norm_param),
         }
     }
 
