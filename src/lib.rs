@@ -19,6 +19,7 @@
 //! | [`ch06`] | chapter 6: fine-tuning GPT-2 to classify spam |
 //! | [`ch07`] | chapter 7: instruction fine-tuning and scoring the responses |
 //! | [`bonus_dpo`] | chapter 7's bonus: preference tuning with DPO |
+//! | [`bonus_llama_qwen`] | chapter 5's bonus: from GPT-2 to Llama 3.2 and Qwen3 |
 //! | [`appendix_a`] | appendix A: tensors, autograd, a small network and its training loop |
 //! | [`appendix_d`] | appendix D: warmup, cosine decay, gradient clipping |
 //! | [`appendix_e`] | appendix E: LoRA |
@@ -186,6 +187,24 @@ pub mod bonus_dpo {
         print_book_lines, train_steps, Evaluation, TrainEvent, TrainHistory, TrainSettings, TrainState, TrainTask,
     };
     pub use crate::viz::figures::LossPlot;
+}
+
+/// Chapter 5's bonus, "Converting GPT to Llama" and "Qwen3 from scratch"
+/// (`ch05/07_gpt_to_llama`, `ch05/11_qwen3`): the modern decoder's parts, the two models, their
+/// Hugging Face files and tokenizers.
+pub mod bonus_llama_qwen {
+    pub use crate::nn::decoder::{
+        bytes_of, generate_greedy_cached, generate_greedy_uncached, DecoderConfig, DecoderModel, Family, Llama32Model,
+        ParamCounts, Qwen3Model, PRESETS,
+    };
+    pub use crate::nn::hf::{detect_family, hf_decoder_key_map, load_hf_decoder, HfDecoder, HfFamily, HfTensors};
+    pub use crate::nn::kv_cache::{CachedLm, KvCache};
+    pub use crate::nn::modern::{
+        causal_attention, repeat_kv, GroupedQueryAttention, RmsNorm, Rope, RopeFreqConfig, SwiGluFeedForward, TransformerBlock,
+    };
+    pub use crate::nn::config::GptConfig;
+    pub use crate::nn::model::{num_parameters, GptModel};
+    pub use crate::text::tokenizer::{HfTokenizer, Tokenizer};
 }
 
 /// Chapter 6, "Fine-tuning for classification": the book's `llms_from_scratch.ch06`.

@@ -13,14 +13,20 @@
 //! | [`tensor_file`] | the safetensors reader and writer behind every weight file |
 //! | [`kv_cache`] | bonus (chapter 4): the KV cache every decoder generates with, and the `CachedLm` trait |
 //! | [`gpt2`] | 5.5: OpenAI's GPT-2 weights from Hugging Face (`model.safetensors` + `config.json`) |
+//! | [`modern`] | bonus (chapter 5): RMSNorm, RoPE with Llama 3's scaling, SwiGLU, grouped-query attention, Qwen3's query/key norm |
+//! | [`decoder`] | bonus (chapter 5): Llama 3.2 and Qwen3 (`DecoderModel`), their configs and parameter counts |
+//! | [`hf`] | bonus (chapter 5): Llama 3.2 and Qwen3 from Hugging Face's files (config styles, shards, tokenizer) |
 
 pub mod attention;
 pub mod config;
+pub mod decoder;
 pub mod dummy;
 pub mod embedding;
 pub mod gpt2;
+pub mod hf;
 pub mod init;
 pub mod kv_cache;
 pub mod layers;
 pub mod model;
+pub mod modern;
 pub mod tensor_file;

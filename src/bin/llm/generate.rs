@@ -5,6 +5,7 @@
 //! llm generate --config gpt2-small --seed 123 --prompt "Hello, I am" --max-new-tokens 10
 //! llm generate --config gpt2-small --seed 123 --prompt-ids 15496,11,314,716 --ids
 //! llm generate --model runs/verdict --prompt "Every effort moves you" --temperature 1.4 --top-k 25
+//! llm generate --weights DIR --prompt "Every effort moves you"   # Llama 3.2 / Qwen3 (generate_hf.rs)
 //! ```
 //!
 //! The model is built on the CPU after seeding, so the seed gives the book's weights bit for
@@ -48,6 +49,10 @@ pub struct GenerateArgs {
     /// Use libtorch's fused scaled_dot_product_attention instead of the explicit steps.
     #[arg(long)]
     pub sdpa: bool,
+    /// Run the whole sequence at every step instead of feeding only the new token through the
+    /// KV cache (to compare: the ids are the same).
+    #[arg(long)]
+    pub no_kv_cache: bool,
 }
 
 /// Run `llm generate`.
@@ -57,6 +62,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     }
     if let Some(k) = args.top_k.filter(|&k| k < 1) {
         bail!("--top-k must be at least 1, not {k}");
+    }
+    if let Some(dir) = args.model.weights.as_deref().map(crate::generate_hf::decoder_folder).transpose()?.flatten() {
+        return crate::generate_hf::run(&args, dir); // Llama 3.2 or Qwen3 (chapter 5's bonus)
     }
     let needs_tokenizer = args.prompt.is_some() || !args.ids;
     let tokenizer = if needs_tokenizer { Some(BpeTokenizer::gpt2()?) } else { None };

@@ -10,6 +10,7 @@ mod chat;
 mod finetune_dpo;
 mod finetune_instruct;
 mod generate;
+mod generate_hf;
 mod interrupt;
 mod model_source;
 mod pretrain;
@@ -35,7 +36,8 @@ enum Command {
     Info,
     /// Chapter 2: encode text to token ids (a JSON array on one line), or decode ids to text.
     Tokenize(tokenize::TokenizeArgs),
-    /// Generate text with a GPT model: greedy (chapter 4.7) or sampled with temperature and top-k (5.3).
+    /// Generate text with a GPT model: greedy (chapter 4.7) or sampled with temperature and top-k (5.3);
+    /// with --weights, also Llama 3.2 and Qwen3 from Hugging Face folders (chapter 5's bonus).
     Generate(generate::GenerateArgs),
     /// Chapter 5: pretrain a GPT model on a text, with checkpoints that resume.
     Pretrain(pretrain::PretrainArgs),

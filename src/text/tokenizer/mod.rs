@@ -7,15 +7,18 @@
 //! | 2.4 special tokens, listing 2.4 `SimpleTokenizerV2` | [`SimpleTokenizerV2`] (`<\|unk\|>`, `<\|endoftext\|>`) |
 //! | 2.5 byte pair encoding (`tiktoken.get_encoding("gpt2")`) | [`BpeTokenizer::gpt2`] ([`Gpt2Tokenizer`]), [`pre_tokenize`], [`bytes_to_unicode`] |
 //! | bonus: BPE from scratch | [`train_bpe`] |
+//! | bonus (Llama 3.2, Qwen3): Hugging Face's `tokenizer.json` | [`HfTokenizer`] |
 //!
 //! Every tokenizer implements [`Tokenizer`], which the data loaders take.
 
 mod bpe;
+mod hf;
 mod pretokenize;
 mod simple;
 mod train;
 
 pub use bpe::{bytes_to_unicode, BpeTokenizer, Gpt2Tokenizer, ENDOFTEXT, ENDOFTEXT_ID, GPT2_VOCAB_SIZE};
+pub use hf::HfTokenizer;
 pub use pretokenize::{char_class, pre_tokenize, CharClass, PreTokens};
 pub use simple::{split_words, SimpleTokenizerV1, SimpleTokenizerV2, Vocab, UNK};
 pub use train::train_bpe;
