@@ -195,12 +195,12 @@ pub mod bonus_dpo {
 pub mod bonus_llama_qwen {
     pub use crate::nn::decoder::{
         bytes_of, generate_greedy_cached, generate_greedy_uncached, DecoderConfig, DecoderModel, Family, Llama32Model,
-        ParamCounts, Qwen3Model, PRESETS,
+        ParamCounts, Qwen3Model, TransformerBlock, PRESETS,
     };
     pub use crate::nn::hf::{detect_family, hf_decoder_key_map, load_hf_decoder, HfDecoder, HfFamily, HfTensors};
     pub use crate::nn::kv_cache::{CachedLm, KvCache};
     pub use crate::nn::modern::{
-        causal_attention, repeat_kv, GroupedQueryAttention, RmsNorm, Rope, RopeFreqConfig, SwiGluFeedForward, TransformerBlock,
+        causal_attention, repeat_kv, GroupedQueryAttention, RmsNorm, Rope, RopeFreqConfig, SwiGluFeedForward,
     };
     pub use crate::nn::config::GptConfig;
     pub use crate::nn::model::{num_parameters, GptModel};

@@ -25,7 +25,7 @@ use tch::{Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::nn::kv_cache::{CachedLm, KvCache};
 use crate::nn::layers::{Embedding, Linear};
-use crate::nn::modern::{RmsNorm, Rope, RopeFreqConfig, TransformerBlock};
+use crate::nn::modern::{GroupedQueryAttention, RmsNorm, Rope, RopeFreqConfig, SwiGluFeedForward};
 
 /// Which model family a [`DecoderConfig`] describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,6 +239,39 @@ pub struct ParamCounts {
     pub embedding: i64,
     /// One transformer block's parameters.
     pub per_block: i64,
+}
+
+/// The decoder block of Llama 3.2 and Qwen3: `x + att(norm1(x))`, then `x + ff(norm2(x))`,
+/// as GPT-2's block but with RMSNorm, grouped-query attention with RoPE, SwiGLU, and no dropout.
+///
+/// # Shapes
+/// `[b, num_tokens, emb_dim]` → `[b, num_tokens, emb_dim]`
+#[derive(Debug)]
+pub struct TransformerBlock {
+    pub att: GroupedQueryAttention,
+    pub ff: SwiGluFeedForward,
+    pub norm1: RmsNorm,
+    pub norm2: RmsNorm,
+}
+
+impl TransformerBlock {
+    /// The block's parts under `vs` (`att`, `ff`, `norm1`, `norm2`) for the sizes of `cfg`.
+    pub fn new(vs: &nn::Path, cfg: &DecoderConfig) -> Self {
+        let (eps, norm_param) = (cfg.rms_norm_eps, cfg.family.norm_param());
+        let qk_norm = cfg.qk_norm.then_some((eps, norm_param));
+        Self {
+            att: GroupedQueryAttention::new(&(vs / "att"), cfg.emb_dim, cfg.n_heads, cfg.n_kv_groups, cfg.head_dim, qk_norm),
+            ff: SwiGluFeedForward::new(&(vs / "ff"), cfg.emb_dim, cfg.hidden_dim),
+            norm1: RmsNorm::new(&(vs / "norm1"), cfg.emb_dim, eps, norm_param),
+            norm2: RmsNorm::new(&(vs / "norm2"), cfg.emb_dim, eps, norm_param),
+        }
+    }
+
+    /// One block over `x` at the positions of `cos`/`sin`, with layer `layer`'s cache if any.
+    pub fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, cache: Option<(&mut KvCache, usize)>) -> Tensor {
+        let x = x + self.att.forward(&self.norm1.forward(x), cos, sin, cache);
+        &x + self.ff.forward(&self.norm2.forward(&x))
+    }
 }
 
 /// Llama 3.2 or Qwen3 ([`Family`]): token embedding, `n_layers` [`TransformerBlock`]s, a final

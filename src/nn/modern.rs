@@ -11,8 +11,8 @@
 //! | — | Qwen3: RMSNorm of each query and key head before the rotation | [`GroupedQueryAttention::q_norm`] |
 //! | biases in every linear layer, dropout | no biases, no dropout | |
 //!
-//! [`TransformerBlock`] puts them together as GPT-2's block did (normalise, attend, add;
-//! normalise, feed forward, add). The whole models are in [`crate::nn::decoder`].
+//! [`crate::nn::decoder::TransformerBlock`] puts them together as GPT-2's block did (normalise,
+//! attend, add; normalise, feed forward, add), and [`crate::nn::decoder`] holds the whole models.
 //!
 //! Every part follows Hugging Face `transformers`' arithmetic (`LlamaRMSNorm`,
 //! `LlamaRotaryEmbedding`, `apply_rotary_pos_emb`, `LlamaMLP`, `eager_attention_forward`), so
@@ -22,7 +22,6 @@
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
-use crate::nn::decoder::DecoderConfig;
 use crate::nn::kv_cache::KvCache;
 use crate::nn::layers::Linear;
 
@@ -313,38 +312,5 @@ impl GroupedQueryAttention {
             .transpose(1, 2) // [b, num_tokens, n_heads, head_dim]
             .reshape([b, num_tokens, self.num_heads * self.head_dim]); // [b, num_tokens, n_heads * head_dim]
         self.out_proj.forward(&context_vec)
-    }
-}
-
-/// The decoder block of Llama 3.2 and Qwen3: `x + att(norm1(x))`, then `x + ff(norm2(x))`,
-/// as GPT-2's block but with RMSNorm, grouped-query attention with RoPE, SwiGLU, and no dropout.
-///
-/// # Shapes
-/// `[b, num_tokens, emb_dim]` → `[b, num_tokens, emb_dim]`
-#[derive(Debug)]
-pub struct TransformerBlock {
-    pub att: GroupedQueryAttention,
-    pub ff: SwiGluFeedForward,
-    pub norm1: RmsNorm,
-    pub norm2: RmsNorm,
-}
-
-impl TransformerBlock {
-    /// The block's parts under `vs` (`att`, `ff`, `norm1`, `norm2`) for the sizes of `cfg`.
-    pub fn new(vs: &nn::Path, cfg: &DecoderConfig) -> Self {
-        let (eps, norm_param) = (cfg.rms_norm_eps, cfg.family.norm_param());
-        let qk_norm = cfg.qk_norm.then_some((eps, norm_param));
-        Self {
-            att: GroupedQueryAttention::new(&(vs / "att"), cfg.emb_dim, cfg.n_heads, cfg.n_kv_groups, cfg.head_dim, qk_norm),
-            ff: SwiGluFeedForward::new(&(vs / "ff"), cfg.emb_dim, cfg.hidden_dim),
-            norm1: RmsNorm::new(&(vs / "norm1"), cfg.emb_dim, eps, norm_param),
-            norm2: RmsNorm::new(&(vs / "norm2"), cfg.emb_dim, eps, norm_param),
-        }
-    }
-
-    /// One block over `x` at the positions of `cos`/`sin`, with layer `layer`'s cache if any.
-    pub fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, cache: Option<(&mut KvCache, usize)>) -> Tensor {
-        let x = x + self.att.forward(&self.norm1.forward(x), cos, sin, cache);
-        &x + self.ff.forward(&self.norm2.forward(&x))
     }
 }
