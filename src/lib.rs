@@ -19,6 +19,7 @@
 //! | [`ch06`] | chapter 6: fine-tuning GPT-2 to classify spam |
 //! | [`ch07`] | chapter 7: instruction fine-tuning and scoring the responses |
 //! | [`bonus_dpo`] | chapter 7's bonus: preference tuning with DPO |
+//! | [`bonus_kv_cache`] | chapter 4's bonus: the KV cache for generation |
 //! | [`appendix_a`] | appendix A: tensors, autograd, a small network and its training loop |
 //! | [`appendix_d`] | appendix D: warmup, cosine decay, gradient clipping |
 //! | [`appendix_e`] | appendix E: LoRA |
@@ -97,7 +98,7 @@ pub mod ch04 {
     pub use crate::nn::dummy::{DummyGptModel, DummyLayerNorm, DummyTransformerBlock};
     pub use crate::viz::lines::LinePlot;
     pub use crate::nn::model::{
-        generate_text_simple, load_safetensors, num_parameters, num_parameters_under, num_trainable_parameters,
+        generate_text_simple, generate_text_simple_cached, load_safetensors, num_parameters, num_parameters_under, num_trainable_parameters,
         save_safetensors, ExampleDeepNeuralNetwork, FeedForward, Gelu, GptModel, LayerNorm, TransformerBlock,
     };
 }
@@ -108,7 +109,7 @@ pub mod ch05 {
     pub use crate::training::interrupt::{clear_stop, request_stop, stop_requested};
     pub use crate::viz::figures::LossPlot;
     pub use crate::training::generate::{
-        generate, sample_counts, softmax_with_temperature, top_k_logits, toy_next_token_logits, TOY_NEXT_TOKEN_LOGITS,
+        generate, generate_cached, sample_counts, softmax_with_temperature, top_k_logits, toy_next_token_logits, TOY_NEXT_TOKEN_LOGITS,
         TOY_VOCAB,
     };
     pub use crate::nn::gpt2::{hf_gpt2_key_map, load_hf_gpt2, Gpt2Checkpoint, HfKeyMapping, HfLayout, SafetensorsFile};
@@ -186,6 +187,18 @@ pub mod bonus_dpo {
         print_book_lines, train_steps, Evaluation, TrainEvent, TrainHistory, TrainSettings, TrainState, TrainTask,
     };
     pub use crate::viz::figures::LossPlot;
+}
+
+/// Chapter 4's bonus, "KV cache" (`ch04/03_kv-cache`): generation that keeps the keys and values
+/// of earlier positions instead of recomputing them.
+pub mod bonus_kv_cache {
+    pub use crate::nn::attention::{AttentionImpl, MultiHeadAttention};
+    pub use crate::nn::config::GptConfig;
+    pub use crate::nn::kv_cache::{next_token_logits, CachedLm, KvCache};
+    pub use crate::nn::model::{generate_text_simple, generate_text_simple_cached, GptModel};
+    pub use crate::training::generate::{generate, generate_cached};
+    pub use crate::viz::lines::LinePlot;
+    pub use crate::viz::plot::BarChart;
 }
 
 /// Chapter 6, "Fine-tuning for classification": the book's `llms_from_scratch.ch06`.

@@ -101,6 +101,37 @@ pub trait CachedLm {
     fn context_length(&self) -> i64;
 }
 
+/// The logits of the token that follows `idx`, feeding `model` only what `cache` lacks: the
+/// whole sequence when the cache is empty (a new prompt), then the last token while the context
+/// has room. When it is full, the cache is reset and the last `context_length` tokens are fed
+/// again: the window the uncached loop crops to (listing 4.8's `idx[:, -context_size:]`), so cached
+/// and uncached generation give the same tokens, and past the context each step costs a full pass
+/// as without the cache (the book's cached code stops there instead: its positions run out).
+///
+/// Call it with `idx` one token longer than at the previous call on the same cache, and reset
+/// the cache before a new prompt.
+///
+/// # Shapes
+/// `idx: [batch, num_tokens]` (int64) → `[batch, vocab_size]`
+pub fn next_token_logits<M: CachedLm + ?Sized>(model: &M, cache: &mut KvCache, idx: &Tensor) -> Tensor {
+    let num_tokens = idx.size()[1];
+    let context_length = model.context_length();
+    let new_ids = if !cache.is_empty() && cache.len() < context_length {
+        assert_eq!(
+            cache.len(),
+            num_tokens - 1,
+            "next_token_logits: the cache holds {} positions but the sequence has {num_tokens} tokens (reset it for a new prompt)",
+            cache.len()
+        );
+        idx.narrow(1, num_tokens - 1, 1) // [batch, 1]
+    } else {
+        cache.reset();
+        let start = (num_tokens - context_length).max(0);
+        idx.narrow(1, start, num_tokens - start) // [batch, <= context_length]
+    };
+    model.forward_cached(&new_ids, cache).select(1, -1) // [batch, vocab_size]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
