@@ -76,6 +76,16 @@ impl KvCache {
         self.len = 0;
     }
 
+    /// The keys and values layer `layer` holds for the positions cached so far (views of its
+    /// buffers); `None` before its first update.
+    ///
+    /// # Shapes
+    /// `([batch, kv_heads, len, head_dim], [batch, kv_heads, len, head_dim])`
+    pub fn keys_values(&self, layer: usize) -> Option<(Tensor, Tensor)> {
+        let (k, v) = self.layers.get(layer)?.as_ref()?;
+        Some((k.narrow(2, 0, self.len), v.narrow(2, 0, self.len))) // [batch, kv_heads, len, head_dim] each
+    }
+
     /// The bytes the buffers of every layer hold now (keys and values, filled or not).
     pub fn allocated_bytes(&self) -> i64 {
         let bytes = |t: &Tensor| t.numel() as i64 * t.kind().elt_size_in_bytes() as i64;
