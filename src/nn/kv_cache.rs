@@ -93,7 +93,9 @@ impl KvCache {
     }
 
     /// Append the new positions' `keys` and `values` to layer `layer`'s cache and return all of
-    /// that layer's keys and values (earlier positions first).
+    /// that layer's keys and values (earlier positions first). The returned tensors are views of
+    /// the layer's buffers: use them before the cache is reset and refilled (a model's forward
+    /// pass does).
     ///
     /// # Shapes
     /// `keys`, `values`: `[batch, kv_heads, n_new, head_dim]` → `[batch, kv_heads, len + n_new, head_dim]` each
