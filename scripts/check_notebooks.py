@@ -58,6 +58,7 @@ MIN_FIGURES = {
     "appendix-d": 5,
     "appendix-e": 3,
     "bonus-dpo": 5,
+    "bonus-kv-cache": 4,
     "bonus-gpt-to-llama-qwen": 4,
 }
 

@@ -19,6 +19,7 @@
 //! | [`ch06`] | chapter 6: fine-tuning GPT-2 to classify spam |
 //! | [`ch07`] | chapter 7: instruction fine-tuning and scoring the responses |
 //! | [`bonus_dpo`] | chapter 7's bonus: preference tuning with DPO |
+//! | [`bonus_kv_cache`] | chapter 4's bonus: the KV cache for generation |
 //! | [`bonus_llama_qwen`] | chapter 5's bonus: from GPT-2 to Llama 3.2 and Qwen3 |
 //! | [`appendix_a`] | appendix A: tensors, autograd, a small network and its training loop |
 //! | [`appendix_d`] | appendix D: warmup, cosine decay, gradient clipping |
@@ -98,7 +99,7 @@ pub mod ch04 {
     pub use crate::nn::dummy::{DummyGptModel, DummyLayerNorm, DummyTransformerBlock};
     pub use crate::viz::lines::LinePlot;
     pub use crate::nn::model::{
-        generate_text_simple, load_safetensors, num_parameters, num_parameters_under, num_trainable_parameters,
+        generate_text_simple, generate_text_simple_cached, load_safetensors, num_parameters, num_parameters_under, num_trainable_parameters,
         save_safetensors, ExampleDeepNeuralNetwork, FeedForward, Gelu, GptModel, LayerNorm, TransformerBlock,
     };
 }
@@ -109,7 +110,7 @@ pub mod ch05 {
     pub use crate::training::interrupt::{clear_stop, request_stop, stop_requested};
     pub use crate::viz::figures::LossPlot;
     pub use crate::training::generate::{
-        generate, sample_counts, softmax_with_temperature, top_k_logits, toy_next_token_logits, TOY_NEXT_TOKEN_LOGITS,
+        generate, generate_cached, sample_counts, softmax_with_temperature, top_k_logits, toy_next_token_logits, TOY_NEXT_TOKEN_LOGITS,
         TOY_VOCAB,
     };
     pub use crate::nn::gpt2::{hf_gpt2_key_map, load_hf_gpt2, Gpt2Checkpoint, HfKeyMapping, HfLayout, SafetensorsFile};
@@ -189,12 +190,24 @@ pub mod bonus_dpo {
     pub use crate::viz::figures::LossPlot;
 }
 
+/// Chapter 4's bonus, "KV cache" (`ch04/03_kv-cache`): generation that keeps the keys and values
+/// of earlier positions instead of recomputing them.
+pub mod bonus_kv_cache {
+    pub use crate::nn::attention::{AttentionImpl, MultiHeadAttention};
+    pub use crate::nn::config::GptConfig;
+    pub use crate::nn::kv_cache::{next_token_logits, CachedLm, KvCache};
+    pub use crate::nn::model::{generate_text_simple, generate_text_simple_cached, GptModel};
+    pub use crate::training::generate::{generate, generate_cached};
+    pub use crate::viz::lines::LinePlot;
+    pub use crate::viz::plot::BarChart;
+}
+
 /// Chapter 5's bonus, "Converting GPT to Llama" and "Qwen3 from scratch"
 /// (`ch05/07_gpt_to_llama`, `ch05/11_qwen3`): the modern decoder's parts, the two models, their
 /// Hugging Face files and tokenizers.
 pub mod bonus_llama_qwen {
     pub use crate::nn::decoder::{
-        bytes_of, generate_greedy_cached, generate_greedy_uncached, DecoderConfig, DecoderModel, Family, Llama32Model,
+        bytes_of, DecoderConfig, DecoderModel, Family, Llama32Model,
         ParamCounts, Qwen3Model, TransformerBlock, PRESETS,
     };
     pub use crate::nn::hf::{detect_family, hf_decoder_key_map, load_hf_decoder, HfDecoder, HfFamily, HfTensors};
@@ -205,6 +218,7 @@ pub mod bonus_llama_qwen {
     pub use crate::nn::config::GptConfig;
     pub use crate::nn::model::{num_parameters, GptModel};
     pub use crate::text::tokenizer::{HfTokenizer, Tokenizer};
+    pub use crate::training::generate::{generate, generate_cached};
 }
 
 /// Chapter 6, "Fine-tuning for classification": the book's `llms_from_scratch.ch06`.

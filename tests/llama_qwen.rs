@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use llm_from_scratch::bonus_llama_qwen::{
-    causal_attention, detect_family, generate_greedy_cached, generate_greedy_uncached, repeat_kv, CachedLm, DecoderConfig,
+    causal_attention, detect_family, generate, generate_cached, repeat_kv, CachedLm, DecoderConfig,
     DecoderModel, Family, HfDecoder, HfFamily, HfTokenizer, RmsNorm, Rope, RopeFreqConfig, SwiGluFeedForward, Tokenizer,
 };
 use llm_from_scratch::{rng_lock, Error};
@@ -64,9 +64,9 @@ fn assert_matches_transformers(loaded: &HfDecoder, label: &str) {
 
     let want = ids(&io[&format!("greedy_{label}")]);
     let new_tokens = want.len() as i64 - io["prompt"].size()[1];
-    let uncached = ids(&generate_greedy_uncached(model, &io["prompt"], new_tokens, None));
+    let uncached = ids(&generate(model, &io["prompt"], new_tokens, model.context_length(), 0.0, None, None));
     assert_eq!(uncached, want, "{label}: greedy ids without cache differ from transformers'");
-    let cached = ids(&generate_greedy_cached(model, &io["prompt"], new_tokens, None));
+    let cached = ids(&generate_cached(model, &mut model.new_cache(), &io["prompt"], new_tokens, 0.0, None, None));
     assert_eq!(cached, want, "{label}: greedy ids with the KV cache differ from transformers'");
 }
 
@@ -315,8 +315,8 @@ fn a_random_tiny_model_generates_the_same_ids_with_and_without_cache() {
         DecoderModel::new(&vs.root(), &DecoderConfig::qwen3_tiny())
     };
     let prompt = Tensor::from_slice(&[1i64, 2, 3, 4, 1, 2, 3, 4]).view([2, 4]);
-    let a = generate_greedy_cached(&model, &prompt, 10, None);
-    let b = generate_greedy_uncached(&model, &prompt, 10, None);
+    let a = generate_cached(&model, &mut model.new_cache(), &prompt, 10, 0.0, None, None);
+    let b = generate(&model, &prompt, 10, model.context_length(), 0.0, None, None);
     assert_eq!(ids(&a), ids(&b), "a batch of two prompts, cached and uncached");
     assert_eq!(a.size(), vec![2, 14]);
 }

@@ -19,6 +19,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::nn::config::GptConfig;
 use crate::nn::init;
+use crate::nn::kv_cache::KvCache;
 use crate::nn::layers::{Dropout, Linear};
 
 /// The six words of the book's running example, "Your journey starts with one step".
@@ -92,17 +93,22 @@ pub fn causal_mask(context_length: i64, device: Device) -> Tensor {
 }
 
 /// Scaled dot-product attention weights: `softmax(q k^T / sqrt(d_k))` with the future masked to
-/// `-inf` when `mask` is given (the part shared by the chapter's classes).
+/// `-inf` when `mask` is given (the part shared by the chapter's classes). The queries are the
+/// last `num_queries` of the `num_tokens` positions: all of them in a plain pass, the new ones
+/// after a KV cache's earlier positions ([`MultiHeadAttention::forward_cached`]), whose mask rows
+/// start at `num_tokens - num_queries`.
 ///
 /// # Shapes
-/// `queries: [..., num_tokens, d_k]`, `keys: [..., num_tokens, d_k]`,
-/// `mask: [>= num_tokens, >= num_tokens]` → `[..., num_tokens, num_tokens]`
+/// `queries: [..., num_queries, d_k]`, `keys: [..., num_tokens, d_k]`,
+/// `mask: [>= num_tokens, >= num_tokens]` → `[..., num_queries, num_tokens]`
 fn scaled_attention_weights(queries: &Tensor, keys: &Tensor, mask: Option<&Tensor>) -> Tensor {
-    let mut attn_scores = queries.matmul(&keys.transpose(-2, -1)); // [..., num_tokens, num_tokens]
+    let mut attn_scores = queries.matmul(&keys.transpose(-2, -1)); // [..., num_queries, num_tokens]
     if let Some(mask) = mask {
         let num_tokens = keys.size()[keys.dim() - 2];
+        let num_queries = queries.size()[queries.dim() - 2];
         // The mask is not in the VarStore, so `VarStore::set_device` does not move it: follow the scores.
-        let mask_bool = mask.narrow(0, 0, num_tokens).narrow(1, 0, num_tokens).to_device(attn_scores.device()); // [num_tokens, num_tokens]
+        let rows = mask.narrow(0, num_tokens - num_queries, num_queries); // [num_queries, context_length]
+        let mask_bool = rows.narrow(1, 0, num_tokens).to_device(attn_scores.device()); // [num_queries, num_tokens]
         let _ = attn_scores.masked_fill_(&mask_bool, f64::NEG_INFINITY);
     }
     let d_k = keys.size()[keys.dim() - 1] as f64;
@@ -411,6 +417,40 @@ impl MultiHeadAttention {
         let queries = self.split_heads(&self.w_query, &x.narrow(1, num_tokens - 1, 1)); // [b, num_heads, 1, head_dim]
         let context_vec = self.attend(&queries, &keys, &values, false, train); // [b, num_heads, 1, head_dim]
         self.out_proj.forward(&self.combine_heads(&context_vec)).squeeze_dim(1) // [b, d_out]
+    }
+
+    /// Attention over the cached positions and the new ones (the book's bonus KV cache for
+    /// chapter 4): project the new positions of `x`, append their keys and values to layer
+    /// `layer` of `cache` ([`KvCache::update`]) and let each new query attend to every cached
+    /// position and to the new ones up to itself. Eval mode (no dropout). The caller advances the
+    /// cache after the last layer.
+    ///
+    /// # Shapes
+    /// `x: [b, n_new, d_in]` with `cache.len() + n_new <= context_length` → `[b, n_new, d_out]`
+    pub fn forward_cached(&self, x: &Tensor, cache: &mut KvCache, layer: usize) -> Tensor {
+        let (_b, n_new, _d_in) = x.size3().expect("MultiHeadAttention input must be [batch, num_tokens, d_in]");
+        let start = cache.len();
+        let context_length = self.mask.size()[0];
+        assert!(
+            start + n_new <= context_length,
+            "MultiHeadAttention: {start} cached + {n_new} new positions exceed the context length {context_length}"
+        );
+        let keys_new = self.split_heads(&self.w_key, x); // [b, num_heads, n_new, head_dim]
+        let values_new = self.split_heads(&self.w_value, x); // [b, num_heads, n_new, head_dim]
+        let queries = self.split_heads(&self.w_query, x); // [b, num_heads, n_new, head_dim]
+        let (keys, values) = cache.update(layer, keys_new, values_new); // [b, num_heads, start + n_new, head_dim] each
+        // One query sees every position (the last row of the causal mask hides nothing); several
+        // need their rows of the mask, which the explicit steps cut themselves and the fused
+        // kernel's `is_causal` gets right only from position 0 (it aligns the mask to the first key).
+        let causal = n_new > 1;
+        let context_vec = if !causal || start == 0 || self.attn_impl == AttentionImpl::Explicit {
+            self.attend(&queries, &keys, &values, causal, false)
+        } else {
+            let visible = self.mask.narrow(0, start, n_new).narrow(1, 0, start + n_new).logical_not(); // [n_new, start + n_new]
+            let visible = visible.to_device(queries.device());
+            Tensor::scaled_dot_product_attention(&queries, &keys, &values, Some(visible), 0.0, false, None, false)
+        }; // [b, num_heads, n_new, head_dim]
+        self.out_proj.forward(&self.combine_heads(&context_vec)) // [b, n_new, d_out]
     }
 
     /// The per-head attention weights of the explicit path, after dropout when `train` is true

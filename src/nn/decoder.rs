@@ -362,54 +362,6 @@ impl CachedLm for DecoderModel {
     }
 }
 
-/// Greedy generation with the KV cache: the prompt in one pass, then one token per pass.
-/// Stops early when every row's new token is `eos_id`. (A small loop for this family's tests and
-/// notebook; the book's sampling `generate` with temperature and top-k lives in
-/// [`crate::training::generate`].)
-///
-/// # Shapes
-/// `prompt: [batch, num_tokens]` → `[batch, num_tokens + new]`, `new <= max_new_tokens`
-pub fn generate_greedy_cached(model: &dyn CachedLm, prompt: &Tensor, max_new_tokens: i64, eos_id: Option<i64>) -> Tensor {
-    let _no_grad = tch::no_grad_guard();
-    let mut cache = model.new_cache();
-    let mut ids = prompt.shallow_clone();
-    let mut next_input = prompt.shallow_clone();
-    for _ in 0..max_new_tokens {
-        if cache.len() + next_input.size()[1] > model.context_length() {
-            break;
-        }
-        let logits = model.forward_cached(&next_input, &mut cache).select(1, -1); // [batch, vocab]
-        let next = logits.argmax(-1, true); // [batch, 1]
-        if eos_id.is_some_and(|eos| next.eq(eos).all().int64_value(&[]) != 0) {
-            break;
-        }
-        ids = Tensor::cat(&[&ids, &next], 1); // [batch, num_tokens + 1]
-        next_input = next;
-    }
-    ids
-}
-
-/// Greedy generation without a cache: every step runs the whole sequence (the book's
-/// `generate_text_simple`), to compare with [`generate_greedy_cached`].
-///
-/// # Shapes
-/// `prompt: [batch, num_tokens]` → `[batch, num_tokens + new]`
-pub fn generate_greedy_uncached(model: &DecoderModel, prompt: &Tensor, max_new_tokens: i64, eos_id: Option<i64>) -> Tensor {
-    let _no_grad = tch::no_grad_guard();
-    let mut ids = prompt.shallow_clone();
-    for _ in 0..max_new_tokens {
-        if ids.size()[1] >= model.cfg.context_length {
-            break;
-        }
-        let next = model.forward_t(&ids, false).select(1, -1).argmax(-1, true); // [batch, 1]
-        if eos_id.is_some_and(|eos| next.eq(eos).all().int64_value(&[]) != 0) {
-            break;
-        }
-        ids = Tensor::cat(&[&ids, &next], 1); // [batch, num_tokens + 1]
-    }
-    ids
-}
-
 /// The bytes of `n` values of `kind` (for the memory tables: 4 for float32, 2 for bfloat16).
 pub fn bytes_of(n: i64, kind: Kind) -> i64 {
     n * kind.elt_size_in_bytes() as i64

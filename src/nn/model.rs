@@ -23,6 +23,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::nn::attention::{AttentionImpl, MultiHeadAttention};
 use crate::nn::config::GptConfig;
+use crate::nn::kv_cache::{next_token_logits, CachedLm, KvCache};
 use crate::error::{Error, Result};
 use crate::nn::layers::{Dropout, Embedding, Linear};
 
@@ -225,6 +226,21 @@ impl TransformerBlock {
     }
 }
 
+impl TransformerBlock {
+    /// The block on new positions that continue those in `cache` (layer `layer` of it), in eval
+    /// mode: [`MultiHeadAttention::forward_cached`] in place of the attention, the rest per
+    /// position as in `forward_t`.
+    ///
+    /// # Shapes
+    /// `x: [batch, n_new, emb_dim]` → `[batch, n_new, emb_dim]`
+    pub fn forward_cached(&self, x: &Tensor, cache: &mut KvCache, layer: usize) -> Tensor {
+        let h = self.att.forward_cached(&self.norm1.forward(x), cache, layer);
+        let x = add_shortcut(h, x);
+        let h = self.ff.forward(&self.norm2.forward(&x));
+        add_shortcut(h, &x)
+    }
+}
+
 impl ModuleT for TransformerBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let h = self.att.forward_t(&self.norm1.forward(x), train);
@@ -311,9 +327,18 @@ impl GptModel {
     /// # Shapes
     /// input ids `[batch, seq_len]` (int64) → `[batch, seq_len, emb_dim]`
     pub fn embed(&self, in_idx: &Tensor, train: bool) -> Tensor {
+        self.embed_from(in_idx, 0, train)
+    }
+
+    /// [`Self::embed`] for tokens at positions `start..start + seq_len`: with a KV cache, the
+    /// new tokens continue the `start` positions cached.
+    ///
+    /// # Shapes
+    /// input ids `[batch, seq_len]` (int64) → `[batch, seq_len, emb_dim]`
+    pub fn embed_from(&self, in_idx: &Tensor, start: i64, train: bool) -> Tensor {
         let seq_len = in_idx.size()[1];
         let tok_embeds = self.tok_emb.forward(in_idx); // [batch, seq_len, emb_dim]
-        let positions = Tensor::arange(seq_len, (Kind::Int64, in_idx.device()));
+        let positions = Tensor::arange_start(start, start + seq_len, (Kind::Int64, in_idx.device()));
         let pos_embeds = self.pos_emb.forward(&positions); // [seq_len, emb_dim]
         self.drop_emb.forward_t(&add_shortcut(tok_embeds, &pos_embeds), train)
     }
@@ -332,6 +357,37 @@ impl ModuleT for GptModel {
             x = block.forward_t(&x, train);
         }
         self.out_head.forward(&self.final_norm.forward(&x)) // [batch, seq_len, vocab_size]
+    }
+}
+
+/// The book's bonus KV cache for chapter 4: the new tokens' positions continue from
+/// `cache.len()` (the positional embedding's offset), every block appends its keys and values to
+/// its layer of the cache, and only the new tokens are computed. Eval mode, without gradients.
+impl CachedLm for GptModel {
+    fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Tensor {
+        let (_batch, n_new) = ids.size2().expect("GptModel input must be [batch, num_tokens] token ids");
+        assert_eq!(cache.num_layers(), self.trf_blocks.len(), "GptModel: a KV cache of another model");
+        let start = cache.len();
+        assert!(
+            start + n_new <= self.cfg.context_length,
+            "GptModel: {start} cached + {n_new} new positions exceed the context length {}",
+            self.cfg.context_length
+        );
+        let _no_grad = tch::no_grad_guard();
+        let mut x = self.embed_from(ids, start, false); // [batch, n_new, emb_dim]
+        for (layer, block) in self.trf_blocks.iter().enumerate() {
+            x = block.forward_cached(&x, cache, layer);
+        }
+        cache.advance(n_new);
+        self.out_head.forward(&self.final_norm.forward(&x)) // [batch, n_new, vocab_size]
+    }
+
+    fn new_cache(&self) -> KvCache {
+        KvCache::new(self.trf_blocks.len())
+    }
+
+    fn context_length(&self) -> i64 {
+        self.cfg.context_length
     }
 }
 
@@ -363,6 +419,27 @@ pub fn generate_text_simple<M: ModuleT + ?Sized>(model: &M, idx: &Tensor, max_ne
         let idx_cond = idx.narrow(1, start, num_tokens - start); // [batch, <= context_size]
         let logits = model.forward_t(&idx_cond, false); // [batch, n, vocab_size]
         let logits = logits.select(1, -1); // [batch, vocab_size]
+        let probas = logits.softmax(-1, None::<Kind>);
+        let idx_next = probas.argmax(-1, true); // [batch, 1]
+        idx = Tensor::cat(&[&idx, &idx_next], 1); // [batch, num_tokens + 1]
+    }
+    idx
+}
+
+/// [`generate_text_simple`] with a KV cache (the book's `generate_text_simple_cached`): the
+/// prompt is fed once, then only each new token ([`next_token_logits`]), so the ids are the same
+/// as without the cache, including past the context length (the window the uncached loop crops
+/// to). `cache` is reset first; afterwards [`KvCache::positions_computed`] has grown by
+/// `num_tokens + max_new_tokens - 1` while the sequence fits the context.
+///
+/// # Shapes
+/// `idx: [batch, num_tokens]` (int64) → `[batch, num_tokens + max_new_tokens]`
+pub fn generate_text_simple_cached<M: CachedLm + ?Sized>(model: &M, cache: &mut KvCache, idx: &Tensor, max_new_tokens: i64) -> Tensor {
+    let _no_grad = tch::no_grad_guard();
+    cache.reset();
+    let mut idx = idx.shallow_clone();
+    for _ in 0..max_new_tokens {
+        let logits = next_token_logits(model, cache, &idx); // [batch, vocab_size]
         let probas = logits.softmax(-1, None::<Kind>);
         let idx_next = probas.argmax(-1, true); // [batch, 1]
         idx = Tensor::cat(&[&idx, &idx_next], 1); // [batch, num_tokens + 1]

@@ -1,12 +1,15 @@
 //! Chapter 5.3, "Decoding strategies to control randomness": temperature scaling, top-k
 //! sampling, and the `generate` function that combines them (listing 5.4), with the book's toy
-//! vocabulary to demonstrate both.
+//! vocabulary to demonstrate both; [`generate_cached`] is `generate` with the KV cache of the
+//! book's bonus for chapter 4.
 //!
 //! Sampling draws from libtorch's global generator (`torch.multinomial`): after
 //! `set_seed(seed)`, the same calls give the same tokens, and the same tokens as PyTorch.
 
 use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
+
+use crate::nn::kv_cache::{next_token_logits, CachedLm, KvCache};
 
 /// The toy vocabulary of section 5.3.1, in id order.
 pub const TOY_VOCAB: [&str; 9] = ["closer", "every", "effort", "forward", "inches", "moves", "pizza", "toward", "you"];
@@ -59,23 +62,65 @@ pub fn generate<M: ModuleT + ?Sized>(
         let start = (num_tokens - context_size).max(0);
         let idx_cond = idx.narrow(1, start, num_tokens - start); // [batch, <= context_size]
         let logits = model.forward_t(&idx_cond, false).select(1, -1); // [batch, vocab]
-        let logits = match top_k {
-            Some(k) => top_k_logits(&logits, k),
-            None => logits,
-        };
-        let idx_next = if temperature > 0.0 {
-            softmax_with_temperature(&logits, temperature).multinomial(1, false) // [batch, 1]
-        } else {
-            logits.argmax(-1, true) // [batch, 1]
-        };
-        if let Some(eos) = eos_id {
-            if idx_next.eq(eos).all().int64_value(&[]) != 0 {
-                break;
-            }
+        match next_token(&logits, temperature, top_k, eos_id) {
+            Some(idx_next) => idx = Tensor::cat(&[&idx, &idx_next], 1), // [batch, num_tokens + 1]
+            None => break,
         }
-        idx = Tensor::cat(&[&idx, &idx_next], 1); // [batch, num_tokens + 1]
     }
     idx
+}
+
+/// [`generate`] with a KV cache (the book's bonus for chapter 4): the prompt is fed once, then
+/// only each new token ([`next_token_logits`]); the context is the model's
+/// ([`CachedLm::context_length`]). The draws are made in the same order as [`generate`]'s, so
+/// after the same seed it gives the same ids as `generate(model, idx, max_new_tokens,
+/// context_length, ...)`, past the context length too. `cache` is reset first, so one cache
+/// serves prompt after prompt; its [`KvCache::positions_computed`] then shows the work done.
+///
+/// # Shapes
+/// `idx: [batch, num_tokens]` (int64) → `[batch, num_tokens + generated]`
+pub fn generate_cached<M: CachedLm + ?Sized>(
+    model: &M,
+    cache: &mut KvCache,
+    idx: &Tensor,
+    max_new_tokens: i64,
+    temperature: f64,
+    top_k: Option<i64>,
+    eos_id: Option<i64>,
+) -> Tensor {
+    let _no_grad = tch::no_grad_guard();
+    cache.reset();
+    let mut idx = idx.shallow_clone();
+    for _ in 0..max_new_tokens {
+        let logits = next_token_logits(model, cache, &idx); // [batch, vocab]
+        match next_token(&logits, temperature, top_k, eos_id) {
+            Some(idx_next) => idx = Tensor::cat(&[&idx, &idx_next], 1), // [batch, num_tokens + 1]
+            None => break,
+        }
+    }
+    idx
+}
+
+/// One step of listing 5.4 after the model: keep the `top_k` largest logits (if given), then
+/// sample from `softmax(logits / temperature)` when `temperature > 0` or take the argmax. `None`
+/// when every sequence of the batch drew `eos_id`.
+///
+/// # Shapes
+/// `logits: [batch, vocab]` → `[batch, 1]`
+fn next_token(logits: &Tensor, temperature: f64, top_k: Option<i64>, eos_id: Option<i64>) -> Option<Tensor> {
+    let logits = match top_k {
+        Some(k) => top_k_logits(logits, k),
+        None => logits.shallow_clone(),
+    };
+    let idx_next = if temperature > 0.0 {
+        softmax_with_temperature(&logits, temperature).multinomial(1, false) // [batch, 1]
+    } else {
+        logits.argmax(-1, true) // [batch, 1]
+    };
+    match eos_id {
+        Some(eos) if idx_next.eq(eos).all().int64_value(&[]) != 0 => None,
+        _ => Some(idx_next),
+    }
 }
 
 /// Draw `n` tokens from `probas` (one distribution) and count how often each id came up: the

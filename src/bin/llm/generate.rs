@@ -10,12 +10,14 @@
 //!
 //! The model is built on the CPU after seeding, so the seed gives the book's weights bit for
 //! bit whatever the device, then moved to the device in use. `--seed` also seeds the sampling.
+//! Generation keeps the keys and values of earlier positions in a KV cache (chapter 4's bonus);
+//! `--no-kv-cache` recomputes them for every token, with the same output.
 
 use anyhow::{bail, Result};
 use clap::Args;
 use llm_from_scratch::ch02::{BpeTokenizer, Tokenizer};
 use llm_from_scratch::ch04::AttentionImpl;
-use llm_from_scratch::ch05::generate;
+use llm_from_scratch::bonus_kv_cache::{generate, generate_cached, CachedLm};
 use tch::{Device, Tensor};
 
 use crate::model_source::ModelArgs;
@@ -49,8 +51,8 @@ pub struct GenerateArgs {
     /// Use libtorch's fused scaled_dot_product_attention instead of the explicit steps.
     #[arg(long)]
     pub sdpa: bool,
-    /// Run the whole sequence at every step instead of feeding only the new token through the
-    /// KV cache (to compare: the ids are the same).
+    /// Recompute every position for every new token, as chapters 4 and 5 do, instead of keeping
+    /// the keys and values of earlier positions in a KV cache (the same tokens, slower).
     #[arg(long)]
     pub no_kv_cache: bool,
 }
@@ -90,7 +92,12 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let encoded = Tensor::from_slice(&prompt_ids).unsqueeze(0).to_device(report.device); // [1, num_tokens]
     let _rng = llm_from_scratch::rng_lock();
     llm_from_scratch::set_seed(args.model.seed);
-    let out = generate(&loaded.model, &encoded, args.max_new_tokens, cfg.context_length, args.temperature, args.top_k, args.eos_id);
+    let out = if args.no_kv_cache {
+        generate(&loaded.model, &encoded, args.max_new_tokens, cfg.context_length, args.temperature, args.top_k, args.eos_id)
+    } else {
+        let mut cache = loaded.model.new_cache();
+        generate_cached(&loaded.model, &mut cache, &encoded, args.max_new_tokens, args.temperature, args.top_k, args.eos_id)
+    };
     let ids = Vec::<i64>::try_from(out.squeeze_dim(0).to_device(Device::Cpu))?;
     match (&tokenizer, args.ids) {
         (Some(tok), false) => {

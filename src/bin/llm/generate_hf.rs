@@ -13,11 +13,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use llm_from_scratch::bonus_llama_qwen::{detect_family, CachedLm, DecoderModel, HfDecoder, HfFamily, Tokenizer};
-use llm_from_scratch::ch05::{softmax_with_temperature, top_k_logits};
+use llm_from_scratch::bonus_llama_qwen::{detect_family, CachedLm, HfDecoder, HfFamily, Tokenizer};
+use llm_from_scratch::bonus_kv_cache::{generate, generate_cached};
 use llm_from_scratch::data::DataStore;
 use llm_from_scratch::gpt2::Gpt2Checkpoint;
-use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
 
 use crate::generate::GenerateArgs;
@@ -80,43 +79,16 @@ pub fn run(args: &GenerateArgs, dir: PathBuf) -> Result<()> {
     let prompt = Tensor::from_slice(&prompt_ids).unsqueeze(0).to_device(report.device); // [1, num_tokens]
     let _rng = llm_from_scratch::rng_lock();
     llm_from_scratch::set_seed(args.model.seed);
-    let out = sample(&loaded.model, &prompt, args, !args.no_kv_cache);
+    let model = &loaded.model;
+    let out = if args.no_kv_cache {
+        generate(model, &prompt, args.max_new_tokens, model.context_length(), args.temperature, args.top_k, args.eos_id)
+    } else {
+        generate_cached(model, &mut model.new_cache(), &prompt, args.max_new_tokens, args.temperature, args.top_k, args.eos_id)
+    };
     let ids = Vec::<i64>::try_from(out.squeeze_dim(0).to_device(Device::Cpu))?;
     match (tokenizer, args.ids) {
         (Some(tok), false) => println!("{}", tok.decode_ids(&ids.iter().map(|&i| i as u32).collect::<Vec<_>>())?),
         _ => println!("{}", serde_json::to_string(&ids)?),
     }
     Ok(())
-}
-
-/// Listing 5.4's `generate` (temperature, top-k, end-of-sequence id) over the KV cache, or
-/// over the whole sequence at each step when `use_cache` is false.
-// TODO(merge): the shared cached generation of `training::generate` replaces this loop.
-fn sample(model: &DecoderModel, prompt: &Tensor, args: &GenerateArgs, use_cache: bool) -> Tensor {
-    let _no_grad = tch::no_grad_guard();
-    let mut cache = model.new_cache();
-    let mut ids = prompt.shallow_clone();
-    let mut next_input = prompt.shallow_clone();
-    for _ in 0..args.max_new_tokens {
-        if ids.size()[1] >= model.context_length() {
-            break;
-        }
-        let logits = if use_cache { model.forward_cached(&next_input, &mut cache) } else { model.forward_t(&ids, false) };
-        let logits = logits.select(1, -1); // [1, vocab]
-        let logits = match args.top_k {
-            Some(k) => top_k_logits(&logits, k),
-            None => logits,
-        };
-        let next = if args.temperature > 0.0 {
-            softmax_with_temperature(&logits, args.temperature).multinomial(1, false) // [1, 1]
-        } else {
-            logits.argmax(-1, true) // [1, 1]
-        };
-        if args.eos_id.is_some_and(|eos| next.int64_value(&[0, 0]) == eos) {
-            break;
-        }
-        ids = Tensor::cat(&[&ids, &next], 1); // [1, num_tokens + 1]
-        next_input = next;
-    }
-    ids
 }

@@ -4,6 +4,7 @@
 mod dpo_step;
 mod finetune_spam;
 mod forward;
+mod generate;
 mod tokenize;
 mod train;
 
@@ -20,6 +21,9 @@ pub enum BenchCommand {
     Tokenize(tokenize::TokenizeBenchArgs),
     /// Forward-pass tokens/s of a GPT model: explicit attention vs fused SDPA (chapter 4).
     Forward(forward::ForwardArgs),
+    /// Greedy generation of one sequence, tokens/s, with the KV cache or without (chapter 4's
+    /// bonus), beside the weight-streaming limit measured in the same process.
+    Generate(generate::GenerateBenchArgs),
     /// Training-step tokens/s, peak memory and model-FLOPs utilisation of GPT training with
     /// AdamW (chapter 5).
     Train(train::TrainArgs),
@@ -35,6 +39,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Tokenize(args) => tokenize::tokenize(args),
         BenchCommand::Forward(args) => forward::forward(args),
+        BenchCommand::Generate(args) => generate::generate_bench(args),
         BenchCommand::Train(args) => train::train(args),
         BenchCommand::FinetuneSpam(args) => finetune_spam::finetune_spam(args),
         BenchCommand::DpoStep(args) => dpo_step::dpo_step(args),
