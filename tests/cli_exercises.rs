@@ -73,35 +73,10 @@ fn finetune_spam_trainable_and_token_position() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Ten instruction entries (8 training, 1 test, 1 validation) and a tiny GPT-2-vocabulary config;
-/// returns (data file, config file).
-fn instruct_inputs(dir: &Path) -> (PathBuf, PathBuf) {
-    let entries: Vec<serde_json::Value> = [
-        ("What is the capital of France?", "", "The capital of France is Paris."),
-        ("Convert the active sentence to passive.", "The chef cooks the meal.", "The meal is cooked by the chef."),
-        ("Name a primary color.", "", "Red is a primary color."),
-        ("What is the opposite of hot?", "", "The opposite of hot is cold."),
-        ("What is 2 plus 2?", "", "2 plus 2 is 4."),
-        ("Give a synonym of fast.", "", "A synonym of fast is quick."),
-        ("Correct the spelling.", "Recieve", "The correct spelling is Receive."),
-        ("Name the largest planet.", "", "Jupiter is the largest planet."),
-        ("Translate to French.", "Thank you", "Merci."),
-        ("What is the plural of mouse?", "", "The plural of mouse is mice."),
-    ]
-    .iter()
-    .map(|(i, x, o)| serde_json::json!({"instruction": i, "input": x, "output": o}))
-    .collect();
-    let data = dir.join("data.json");
-    std::fs::write(&data, serde_json::to_string_pretty(&entries).unwrap()).unwrap();
-    let config = dir.join("config.json");
-    std::fs::write(&config, r#"{"vocab_size": 50257, "context_length": 96, "emb_dim": 32, "n_heads": 2, "n_layers": 2, "drop_rate": 0.0, "qkv_bias": false}"#).unwrap();
-    (data, config)
-}
-
 /// `llm finetune-instruct` on the tiny config for `epochs` epochs of one step, stopped after
 /// `steps` steps, with `extra` flags: (stdout, stderr).
 fn instruct_run(dir: &Path, out: &Path, epochs: &str, steps: &str, extra: &[&str]) -> (String, String) {
-    let (data, config) = instruct_inputs(dir);
+    let (data, config) = common::instruct_inputs(dir);
     let mut args = vec![
         "finetune-instruct", "--config", config.to_str().unwrap(), "--data", data.to_str().unwrap(), "--epochs", epochs,
         "--max-steps", steps, "--lr", "1e-2", "--eval-freq", "1", "--eval-iter", "1", "--sample-tokens", "2", "--max-new-tokens", "8",

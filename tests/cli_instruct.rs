@@ -33,27 +33,7 @@ fn finetune_instruct_then_respond_and_chat_with_the_saved_model() {
     let dir = std::env::temp_dir().join(format!("llm-fs-cli-instruct-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    // Ten entries: 8 training (one batch), 1 test, 1 validation.
-    let entries: Vec<serde_json::Value> = [
-        ("What is the capital of France?", "", "The capital of France is Paris."),
-        ("Convert the active sentence to passive.", "The chef cooks the meal.", "The meal is cooked by the chef."),
-        ("Name a primary color.", "", "Red is a primary color."),
-        ("What is the opposite of hot?", "", "The opposite of hot is cold."),
-        ("What is 2 plus 2?", "", "2 plus 2 is 4."),
-        ("Give a synonym of fast.", "", "A synonym of fast is quick."),
-        ("Correct the spelling.", "Recieve", "The correct spelling is Receive."),
-        ("Name the largest planet.", "", "Jupiter is the largest planet."),
-        ("Translate to French.", "Thank you", "Merci."),
-        ("What is the plural of mouse?", "", "The plural of mouse is mice."),
-    ]
-    .iter()
-    .map(|(i, x, o)| serde_json::json!({"instruction": i, "input": x, "output": o}))
-    .collect();
-    let data = dir.join("data.json");
-    std::fs::write(&data, serde_json::to_string_pretty(&entries).unwrap()).unwrap();
-    // GPT-2's vocabulary at width 32 (3.2M parameters), so a step takes a fraction of a second.
-    let config = dir.join("config.json");
-    std::fs::write(&config, r#"{"vocab_size": 50257, "context_length": 96, "emb_dim": 32, "n_heads": 2, "n_layers": 2, "drop_rate": 0.0, "qkv_bias": false}"#).unwrap();
+    let (data, config) = common::instruct_inputs(&dir);
     let out_dir = dir.join("run");
     let (d, c, o) = (data.to_str().unwrap(), config.to_str().unwrap(), out_dir.to_str().unwrap());
 

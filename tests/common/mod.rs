@@ -63,6 +63,32 @@ pub fn instruction_entries() -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Ten instruction entries (8 training, 1 test, 1 validation) and a tiny GPT-2-vocabulary config;
+/// returns (data file, config file).
+pub fn instruct_inputs(dir: &Path) -> (PathBuf, PathBuf) {
+    let entries: Vec<serde_json::Value> = [
+        ("What is the capital of France?", "", "The capital of France is Paris."),
+        ("Convert the active sentence to passive.", "The chef cooks the meal.", "The meal is cooked by the chef."),
+        ("Name a primary color.", "", "Red is a primary color."),
+        ("What is the opposite of hot?", "", "The opposite of hot is cold."),
+        ("What is 2 plus 2?", "", "2 plus 2 is 4."),
+        ("Give a synonym of fast.", "", "A synonym of fast is quick."),
+        ("Correct the spelling.", "Recieve", "The correct spelling is Receive."),
+        ("Name the largest planet.", "", "Jupiter is the largest planet."),
+        ("Translate to French.", "Thank you", "Merci."),
+        ("What is the plural of mouse?", "", "The plural of mouse is mice."),
+    ]
+    .iter()
+    .map(|(i, x, o)| serde_json::json!({"instruction": i, "input": x, "output": o}))
+    .collect();
+    let data = dir.join("data.json");
+    std::fs::write(&data, serde_json::to_string_pretty(&entries).unwrap()).unwrap();
+    // GPT-2's vocabulary at width 32 (3.2M parameters), so a step takes a fraction of a second.
+    let config = dir.join("config.json");
+    std::fs::write(&config, r#"{"vocab_size": 50257, "context_length": 96, "emb_dim": 32, "n_heads": 2, "n_layers": 2, "drop_rate": 0.0, "qkv_bias": false}"#).unwrap();
+    (data, config)
+}
+
 /// The project's root folder.
 pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
