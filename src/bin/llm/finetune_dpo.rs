@@ -202,12 +202,7 @@ pub fn run(args: FinetuneDpoArgs) -> Result<()> {
     let report = llm_from_scratch::device_report();
     eprintln!("{report}");
     let device = report.device;
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    if args.allowed_max_length < 2 {
-        bail!("--allowed-max-length must be at least 2 (an input token and its target), not {}", args.allowed_max_length);
-    }
+    crate::finetune_instruct::check_batch_args(args.batch_size, args.allowed_max_length)?;
     if !args.beta.is_finite() || args.beta <= 0.0 {
         bail!("--beta must be positive, not {}", args.beta);
     }
@@ -219,9 +214,7 @@ pub fn run(args: FinetuneDpoArgs) -> Result<()> {
     };
     let (train_data, val_data, test_data) = split_preference_data(&data);
     eprintln!("{} entries: {} training, {} validation, {} test", data.len(), train_data.len(), val_data.len(), test_data.len());
-    if train_data.len() < args.batch_size || val_data.is_empty() {
-        bail!("{} training entries make no full batch of {} (or there is no validation entry): use more data or a smaller --batch-size", train_data.len(), args.batch_size);
-    }
+    crate::finetune_instruct::check_enough_entries(train_data.len(), val_data.len(), args.batch_size)?;
 
     // The policy: the given model (or the run's, on --resume); the reference: a frozen copy of
     // the model the run started from.

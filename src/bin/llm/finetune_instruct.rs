@@ -236,12 +236,7 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     let report = llm_from_scratch::device_report();
     eprintln!("{report}");
     let device = report.device;
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    if args.allowed_max_length < 2 {
-        bail!("--allowed-max-length must be at least 2 (an input token and its target), not {}", args.allowed_max_length);
-    }
+    check_batch_args(args.batch_size, args.allowed_max_length)?;
 
     // Data: the book's file through the data module, or the given one; split 85 / 10 / 5.
     let data = match &args.data {
@@ -250,9 +245,7 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     };
     let (train_data, test_data, val_data) = train_test_val_split(&data);
     eprintln!("{} entries: {} training, {} test, {} validation", data.len(), train_data.len(), test_data.len(), val_data.len());
-    if train_data.len() < args.batch_size || val_data.is_empty() {
-        bail!("{} training entries make no full batch of {} (or there is no validation entry): use more data or a smaller --batch-size", train_data.len(), args.batch_size);
-    }
+    check_enough_entries(train_data.len(), val_data.len(), args.batch_size)?;
 
     // Model: GPT-2 medium by default.
     let mut source = args.model.clone();
@@ -419,5 +412,25 @@ pub fn run(args: FinetuneInstructArgs) -> Result<()> {
     println!("Loss on the reference test responses: {loss:.3} (perplexity {:.2})", loss.exp());
     save_json(out, "scores.json", &scores)?;
     eprintln!("finetuned model, history.json, loss plots, {RESPONSES_FILE} and scores.json in {}", out.display());
+    Ok(())
+}
+
+/// The batch options of the commands that train on instruction data (finetune-instruct,
+/// finetune-dpo): a batch of at least one entry, of at least an input token and its target.
+pub fn check_batch_args(batch_size: usize, allowed_max_length: usize) -> Result<()> {
+    if batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if allowed_max_length < 2 {
+        bail!("--allowed-max-length must be at least 2 (an input token and its target), not {allowed_max_length}");
+    }
+    Ok(())
+}
+
+/// The split of such a command leaves a full training batch and a validation entry.
+pub fn check_enough_entries(train: usize, val: usize, batch_size: usize) -> Result<()> {
+    if train < batch_size || val == 0 {
+        bail!("{train} training entries make no full batch of {batch_size} (or there is no validation entry): use more data or a smaller --batch-size");
+    }
     Ok(())
 }
