@@ -2,6 +2,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | `dist` | appendix A.13: process groups (all-reduce, broadcast, barrier) on PyTorch's c10d, Gloo or NCCL (feature `dist`) |
 //! | [`device`] | appendix A.9: choosing CUDA or the CPU; seeding (`torch.manual_seed`) |
 //! | [`files`] | files written atomically (a temporary file, then a rename) |
 //! | [`show`] | tensors printed as PyTorch prints them (`tensor([[1, 2], ...])`), for the notebooks |
@@ -9,6 +10,8 @@
 //! | [`tabular`] | delimited text as pandas reads it (`read_csv`) and CSV fields as it writes them (`to_csv`) |
 
 pub mod device;
+#[cfg(feature = "dist")]
+pub mod dist;
 pub mod files;
 pub mod rng;
 pub mod show;

@@ -1,0 +1,129 @@
+//! Process groups on PyTorch's c10d through `util::dist` (feature `dist`): two processes on
+//! localhost, as `torchrun --nproc-per-node 2` starts them. The test binary starts itself twice
+//! more, running only `worker` with `RANK`/`WORLD_SIZE`/`MASTER_*` set and a scenario in
+//! `LLM_DIST_SCENARIO`; each worker checks its own results and exits non-zero on a failure.
+//!
+//! Run: `cargo test --features dist --test dist -- --nocapture`.
+#![cfg(feature = "dist")]
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use llm_from_scratch::util::dist::{Backend, ProcessGroup, ReduceOp};
+use tch::{Device, Kind, Tensor};
+
+const SCENARIO: &str = "LLM_DIST_SCENARIO";
+
+/// A TCP port free right now on localhost (the OS picks it).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local address").port()
+}
+
+/// Starts `world_size` workers of `scenario` and waits for them all: (rank, output) pairs.
+fn launch(scenario: &str, world_size: usize) -> Vec<(usize, Output)> {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let port = free_port().to_string();
+    let children: Vec<_> = (0..world_size)
+        .map(|rank| {
+            let child = Command::new(&exe)
+                .args(["worker", "--exact", "--nocapture", "--test-threads=1"])
+                .env(SCENARIO, scenario)
+                .env("RANK", rank.to_string())
+                .env("LOCAL_RANK", rank.to_string())
+                .env("WORLD_SIZE", world_size.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", &port)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start a worker");
+            (rank, child)
+        })
+        .collect();
+    children.into_iter().map(|(rank, c)| (rank, c.wait_with_output().expect("worker output"))).collect()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// The per-process side; does nothing unless started by [`launch`].
+#[test]
+fn worker() {
+    let Ok(scenario) = std::env::var(SCENARIO) else { return };
+    let pg = ProcessGroup::from_env(Backend::Gloo, Duration::from_secs(30)).expect("join the group");
+    let (rank, world) = (pg.rank, pg.world_size);
+    let opts = (Kind::Float, Device::Cpu);
+    match scenario.as_str() {
+        "collectives" => {
+            // Two tensors of different shapes, reduced as one buffer: rank r holds r+1 and 10(r+1).
+            let r = rank as f64 + 1.0;
+            let mut ts = vec![Tensor::full([2, 3], r, opts), Tensor::full([4], 10.0 * r, opts)];
+            pg.all_reduce(&mut ts, ReduceOp::Sum).expect("all_reduce sum");
+            let total: f64 = (1..=world).map(|r| r as f64).sum();
+            assert_eq!(ts[0], Tensor::full([2, 3], total, opts), "sum of the first tensor");
+            assert_eq!(ts[1], Tensor::full([4], 10.0 * total, opts), "sum of the second tensor");
+            let mut avg = vec![Tensor::full([5], r, opts)];
+            pg.all_reduce(&mut avg, ReduceOp::Avg).expect("all_reduce avg");
+            assert_eq!(avg[0], Tensor::full([5], total / world as f64, opts), "mean over the ranks");
+            // A non-contiguous tensor (a transpose) goes through the flat buffer and back.
+            let mut tr = vec![Tensor::arange(6, opts).view([2, 3]).tr() * r];
+            pg.all_reduce(&mut tr, ReduceOp::Sum).expect("all_reduce of a transposed tensor");
+            assert_eq!(tr[0], Tensor::arange(6, opts).view([2, 3]).tr() * total, "transposed sum");
+            // Broadcast from the last rank: everyone ends with its values.
+            let root = world - 1;
+            let mut b = vec![Tensor::full([3], rank as f64, opts), Tensor::full([1], -(rank as f64), opts)];
+            pg.broadcast(&mut b, root).expect("broadcast");
+            assert_eq!(b[0], Tensor::full([3], root as f64, opts), "broadcast first tensor");
+            assert_eq!(b[1], Tensor::full([1], -(root as f64), opts), "broadcast second tensor");
+            // Mismatched dtypes are an error, not a crash.
+            let mut mixed = vec![Tensor::zeros([1], opts), Tensor::zeros([1], (Kind::Int64, Device::Cpu))];
+            let e = pg.all_reduce(&mut mixed, ReduceOp::Sum).expect_err("mixed dtypes must fail");
+            assert!(e.to_string().contains("dtype"), "the error names the dtype: {e}");
+            pg.barrier().expect("barrier");
+            println!("rank {rank}: collectives ok");
+        }
+        "killed" => {
+            let mut t = vec![Tensor::ones([4], opts)];
+            pg.all_reduce(&mut t, ReduceOp::Sum).expect("first all_reduce");
+            if rank == 1 {
+                // Dies without leaving the group, as a crashed or killed worker does.
+                std::process::abort();
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let start = Instant::now();
+            let e = pg.all_reduce(&mut t, ReduceOp::Sum).expect_err("all_reduce without rank 1 must fail");
+            println!("rank {rank}: after {:.2?}: {e}", start.elapsed());
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+#[test]
+fn all_reduce_broadcast_barrier_across_two_processes() {
+    for (rank, out) in launch("collectives", 2) {
+        assert!(out.status.success(), "rank {rank} failed:\n{}", text(&out));
+        assert!(text(&out).contains(&format!("rank {rank}: collectives ok")), "rank {rank}:\n{}", text(&out));
+    }
+}
+
+#[test]
+fn a_killed_worker_is_an_error_on_the_others() {
+    let outs = launch("killed", 2);
+    let (_, r0) = &outs[0];
+    println!("{}", text(r0));
+    assert!(r0.status.success(), "rank 0 must get an error, not crash or hang:\n{}", text(r0));
+    assert!(text(r0).contains("rank 0: after"), "rank 0 reports the error:\n{}", text(r0));
+    assert!(!outs[1].1.status.success(), "rank 1 aborted");
+}
+
+#[test]
+fn a_missing_rank_is_an_init_timeout() {
+    let port = free_port();
+    let start = Instant::now();
+    let e = ProcessGroup::new(Backend::Gloo, "127.0.0.1", port, 0, 2, 0, Duration::from_secs(2))
+        .expect_err("rank 1 never joins");
+    println!("init without rank 1, after {:.2?}: {e}", start.elapsed());
+    assert!(e.to_string().starts_with("distributed init:"), "an init error: {e}");
+}
