@@ -8,8 +8,9 @@
 //   tensors; only when build.rs found CUDA's and NCCL's headers: it defines USE_C10D_NCCL).
 //   Both classes are compiled into libtorch_cpu.so / libtorch_cuda.so; this file only includes
 //   their headers. ProcessGroupGloo.hpp includes Gloo's headers, which the torch wheel does not
-//   ship: Debian's libgloo-dev provides them (see build.rs). Every Gloo type in that header is
-//   held through a pointer, so the 2022 snapshot does not change the class layout.
+//   ship: csrc/gloo-decl/ declares the little it needs (or GLOO_INCLUDE_DIR names real ones, see
+//   csrc/build_dist.rs). Every Gloo type in that header is held through a pointer, so those
+//   declarations do not change the class layout, and this file references no Gloo symbol.
 //
 // Every function catches all C++ exceptions and returns them as a malloc'ed message (NULL on
 // success), freed by llm_dist_free_error: nothing unwinds into Rust.

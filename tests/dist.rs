@@ -127,3 +127,15 @@ fn a_missing_rank_is_an_init_timeout() {
     println!("init without rank 1, after {:.2?}: {e}", start.elapsed());
     assert!(e.to_string().starts_with("distributed init:"), "an init error: {e}");
 }
+
+#[test]
+fn nccl_without_a_gpu_is_an_error() {
+    if !llm_from_scratch::util::dist::has_nccl() || tch::Cuda::device_count() > 0 {
+        println!("skipped: this build has no NCCL, or a GPU is present");
+        return;
+    }
+    let e = ProcessGroup::new(Backend::Nccl, "127.0.0.1", free_port(), 0, 1, 0, Duration::from_secs(5))
+        .expect_err("NCCL needs a GPU");
+    println!("NCCL without a GPU: {e}");
+    assert!(e.to_string().starts_with("distributed init:"), "an init error, not a crash: {e}");
+}
