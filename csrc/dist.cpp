@@ -153,9 +153,12 @@ char* llm_dist_new(int backend, const char* addr, int port, int rank, int world_
     so.waitWorkers = true;
     so.timeout = timeout;
     auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(addr), so);
-    // The same key prefix as torch.distributed's default group, so keys never clash with a
-    // second group created on the same store.
-    auto store = c10::make_intrusive<c10d::PrefixStore>("default_pg/0", tcp);
+    // The keys of torch.distributed's default group (PrefixStore("default_pg") for the group,
+    // "0/" for its name, "cpu/" or "cuda/" for the backend), so a Python process can be a rank of
+    // the same group; a second group on the same store would use another name.
+    auto store = c10::make_intrusive<c10d::PrefixStore>(
+        backend == 1 ? "cuda/" : "cpu/",
+        c10::make_intrusive<c10d::PrefixStore>("0/", c10::make_intrusive<c10d::PrefixStore>("default_pg", tcp)));
     auto g = std::make_unique<Group>();
     g->store = store;
     g->rank = rank;

@@ -52,7 +52,8 @@ fn text(o: &Output) -> String {
 #[test]
 fn worker() {
     let Ok(scenario) = std::env::var(SCENARIO) else { return };
-    let pg = ProcessGroup::from_env(Backend::Gloo, Duration::from_secs(30)).expect("join the group");
+    let timeout = if scenario == "stalled" { Duration::from_secs(3) } else { Duration::from_secs(30) };
+    let pg = ProcessGroup::from_env(Backend::Gloo, timeout).expect("join the group");
     let (rank, world) = (pg.rank, pg.world_size);
     let opts = (Kind::Float, Device::Cpu);
     match scenario.as_str() {
@@ -96,6 +97,19 @@ fn worker() {
             let e = pg.all_reduce(&mut t, ReduceOp::Sum).expect_err("all_reduce without rank 1 must fail");
             println!("rank {rank}: after {:.2?}: {e}", start.elapsed());
         }
+        "stalled" => {
+            if rank == 1 {
+                // Alive but never joining the collective (a hung worker): rank 0 times out.
+                std::thread::sleep(Duration::from_secs(8));
+                return;
+            }
+            let mut t = vec![Tensor::ones([4], opts)];
+            let start = Instant::now();
+            let e = pg.all_reduce(&mut t, ReduceOp::Sum).expect_err("all_reduce without rank 1 must fail");
+            println!("rank {rank}: after {:.2?}: {e}", start.elapsed());
+            drop(pg);
+            println!("rank {rank}: left the group after {:.2?}", start.elapsed());
+        }
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -119,6 +133,15 @@ fn a_killed_worker_is_an_error_on_the_others() {
 }
 
 #[test]
+fn a_stalled_worker_is_a_timeout_on_the_others() {
+    let outs = launch("stalled", 2);
+    let (_, r0) = &outs[0];
+    println!("{}", text(r0));
+    assert!(r0.status.success(), "rank 0 must get an error, not crash or hang:\n{}", text(r0));
+    assert!(text(r0).contains("rank 0: left the group"), "rank 0 reports the error and leaves:\n{}", text(r0));
+}
+
+#[test]
 fn a_missing_rank_is_an_init_timeout() {
     let port = free_port();
     let start = Instant::now();
@@ -138,4 +161,51 @@ fn nccl_without_a_gpu_is_an_error() {
         .expect_err("NCCL needs a GPU");
     println!("NCCL without a GPU: {e}");
     assert!(e.to_string().starts_with("distributed init:"), "an init error, not a crash: {e}");
+}
+
+/// The venv's Python (scripts/env.sh puts it first on PATH), or `python3`.
+fn python() -> String {
+    std::env::var("LLM_FS_VENV").map_or_else(|_| "python3".to_string(), |v| format!("{v}/bin/python"))
+}
+
+/// Rank 0 in Rust, rank 1 in Python's `torch.distributed` (Gloo): the same engine and protocol.
+#[test]
+fn a_python_rank_joins_a_rust_rank() {
+    let port = free_port();
+    let script = r#"
+import os, torch, torch.distributed as dist
+dist.init_process_group("gloo", init_method="env://")
+t = torch.full((3,), 5.0)
+dist.all_reduce(t)
+b = torch.zeros(2)
+dist.broadcast(b, src=0)
+dist.barrier()
+print("python:", t.tolist(), b.tolist(), flush=True)
+dist.destroy_process_group()
+"#;
+    let py = Command::new(python())
+        .args(["-c", script])
+        .env("RANK", "1")
+        .env("WORLD_SIZE", "2")
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python");
+    let opts = (Kind::Float, Device::Cpu);
+    let result = (|| {
+        let pg = ProcessGroup::new(Backend::Gloo, "127.0.0.1", port, 0, 2, 0, Duration::from_secs(60))?;
+        let mut t = vec![Tensor::full([3], 2.0, opts)];
+        pg.all_reduce(&mut t, ReduceOp::Sum)?;
+        let mut b = vec![Tensor::from_slice(&[1.5f32, -2.0])];
+        pg.broadcast(&mut b, 0)?;
+        pg.barrier()?;
+        Ok::<_, llm_from_scratch::error::Error>(t.remove(0))
+    })();
+    let out = py.wait_with_output().expect("python output");
+    let t = result.unwrap_or_else(|e| panic!("rust rank 0: {e}\npython:\n{}", text(&out)));
+    assert_eq!(t, Tensor::full([3], 7.0, opts), "2 (Rust) + 5 (Python)");
+    assert!(out.status.success(), "python rank 1 failed:\n{}", text(&out));
+    assert!(text(&out).contains("python: [7.0, 7.0, 7.0] [1.5, -2.0]"), "python's view:\n{}", text(&out));
 }
