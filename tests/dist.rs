@@ -110,7 +110,72 @@ fn worker() {
             drop(pg);
             println!("rank {rank}: left the group after {:.2?}", start.elapsed());
         }
+        "ddp" => {
+            // Data-parallel SGD as DDP does it: rank 0's initial weights broadcast to all, each
+            // rank's gradients from its half of the batch, averaged, then the same step on every
+            // rank. It must match one process stepping on the whole batch.
+            let (x, y) = ddp_batch();
+            let half = x.size()[0] / world as i64;
+            let xs = x.narrow(0, rank as i64 * half, half);
+            let ys = y.narrow(0, rank as i64 * half, half);
+            tch::manual_seed(100 + rank as i64); // different initial weights on each rank
+            let vs = tch::nn::VarStore::new(Device::Cpu);
+            let lin = tch::nn::linear(vs.root(), 4, 2, Default::default());
+            let mut params = vs.trainable_variables();
+            pg.broadcast(&mut params, 0).expect("broadcast the initial weights (leaf tensors that require grad)");
+            let lin_init = lin.ws.detach().copy();
+            for _ in 0..DDP_STEPS {
+                params.iter_mut().for_each(Tensor::zero_grad);
+                xs.apply(&lin).mse_loss(&ys, tch::Reduction::Mean).backward();
+                let mut grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
+                pg.all_reduce(&mut grads, ReduceOp::Avg).expect("average the gradients");
+                tch::no_grad(|| {
+                    for (p, g) in params.iter_mut().zip(&grads) {
+                        let _ = p.f_sub_(&(g * DDP_LR)).expect("sgd step");
+                    }
+                });
+            }
+            // One process, the whole batch, rank 0's initial weights.
+            tch::manual_seed(100);
+            let vs1 = tch::nn::VarStore::new(Device::Cpu);
+            let lin1 = tch::nn::linear(vs1.root(), 4, 2, Default::default());
+            for _ in 0..DDP_STEPS {
+                vs1.trainable_variables().iter_mut().for_each(Tensor::zero_grad);
+                x.apply(&lin1).mse_loss(&y, tch::Reduction::Mean).backward();
+                tch::no_grad(|| {
+                    for mut p in vs1.trainable_variables() {
+                        let g = p.grad();
+                        let _ = p.f_sub_(&(g * DDP_LR)).expect("sgd step");
+                    }
+                });
+            }
+            let diff = (&lin.ws - &lin1.ws).abs().max().double_value(&[])
+                .max((lin.bs.as_ref().unwrap() - lin1.bs.as_ref().unwrap()).abs().max().double_value(&[]));
+            let moved = (&lin.ws - &lin_init).abs().max().double_value(&[]);
+            assert!(moved > 1e-3, "rank {rank}: the steps changed the weights (by at most {moved:e})");
+            assert!(diff < 1e-6, "rank {rank}: data-parallel weights differ from one process's by {diff:e}");
+            println!("rank {rank}: ddp ok (max difference from one process {diff:e}; weights moved by up to {moved:.4})");
+        }
         other => panic!("unknown scenario {other}"),
+    }
+}
+
+const DDP_STEPS: usize = 3;
+const DDP_LR: f64 = 0.1;
+
+/// 8 examples of a 4 -> 2 regression, the same on every rank (each takes its half).
+fn ddp_batch() -> (Tensor, Tensor) {
+    let x = (Tensor::arange(32, (Kind::Float, Device::Cpu)).view([8, 4]) / 10.0).sin(); // [8, 4]
+    let y = Tensor::stack(&[x.sum_dim_intlist(1, false, Kind::Float), x.select(1, 0) * 2.0], 1); // [8, 2]
+    (x, y)
+}
+
+#[test]
+fn data_parallel_sgd_matches_one_process() {
+    for (rank, out) in launch("ddp", 2) {
+        assert!(out.status.success(), "rank {rank} failed:\n{}", text(&out));
+        assert!(text(&out).contains(&format!("rank {rank}: ddp ok")), "rank {rank}:\n{}", text(&out));
+        println!("{}", text(&out).lines().find(|l| l.contains("ddp ok")).unwrap_or_default());
     }
 }
 
