@@ -11,13 +11,10 @@
 //! one (such as an evcxr notebook cell): there `llm_from_scratch::load_libtorch_cuda()` dlopens
 //! the library instead.
 
+/// Feature `dist`: the C++ shim over libtorch's process groups (`csrc/`).
 #[cfg(feature = "dist")]
 #[path = "csrc/build_dist.rs"]
 mod dist;
-#[cfg(not(feature = "dist"))]
-mod dist {
-    pub fn compile(_lib: &std::path::Path) {}
-}
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -27,9 +24,8 @@ fn main() {
         println!("cargo:warning=DEP_TCH_LIBTORCH_LIB is not set (torch-sys did not report libtorch's folder); CUDA may be unavailable");
         return;
     };
-    if std::env::var_os("CARGO_FEATURE_DIST").is_some() {
-        dist::compile(std::path::Path::new(&lib));
-    }
+    #[cfg(feature = "dist")]
+    dist::compile(std::path::Path::new(&lib));
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "linux" {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
