@@ -11,6 +11,11 @@
 //! one (such as an evcxr notebook cell): there `llm_from_scratch::load_libtorch_cuda()` dlopens
 //! the library instead.
 
+/// Feature `dist`: the C++ shim over libtorch's process groups (`csrc/`).
+#[cfg(feature = "dist")]
+#[path = "csrc/build_dist.rs"]
+mod dist;
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     embed_diagrams();
@@ -19,6 +24,8 @@ fn main() {
         println!("cargo:warning=DEP_TCH_LIBTORCH_LIB is not set (torch-sys did not report libtorch's folder); CUDA may be unavailable");
         return;
     };
+    #[cfg(feature = "dist")]
+    dist::compile(std::path::Path::new(&lib));
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "linux" {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");

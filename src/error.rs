@@ -78,6 +78,11 @@ pub enum Error {
     /// A judge model's chat server (chapter 7.8) could not be reached or answered badly.
     #[error("judge at {url}: {reason}")]
     Judge { url: String, reason: String },
+    /// A collective of a process group (`util::dist`, feature `dist`) failed: `op` names it
+    /// (init, all_reduce, broadcast, barrier), `reason` is c10d's message (a timeout, a peer that
+    /// closed its connection ...).
+    #[error("distributed {op}: {reason}")]
+    Distributed { op: &'static str, reason: String },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -3,6 +3,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`cli`] | the `llm` program started from a notebook cell (built first if needed) |
+//! | `dist` | appendix A.13: process groups (all-reduce, broadcast, barrier) on PyTorch's c10d, Gloo or NCCL (feature `dist`) |
 //! | [`device`] | appendix A.9: choosing CUDA or the CPU; seeding (`torch.manual_seed`) |
 //! | [`files`] | files written atomically (a temporary file, then a rename) |
 //! | [`show`] | tensors printed as PyTorch prints them (`tensor([[1, 2], ...])`), for the notebooks |
@@ -11,6 +12,8 @@
 
 pub mod cli;
 pub mod device;
+#[cfg(feature = "dist")]
+pub mod dist;
 pub mod files;
 pub mod rng;
 pub mod show;

@@ -1,0 +1,2 @@
+// Declarations for torch's ProcessGroupGloo.hpp only: see README.md.
+#pragma once

@@ -1,0 +1,8 @@
+// Declarations for torch's ProcessGroupGloo.hpp only: see README.md.
+#pragma once
+namespace gloo {
+namespace transport {
+class Device;
+class UnboundBuffer;
+} // namespace transport
+} // namespace gloo
