@@ -136,6 +136,12 @@ pub mod appendix_a {
     pub use crate::util::device::{device, set_seed};
     pub use crate::viz::figures::LossPlot;
     pub use crate::nn::model::{load_safetensors, num_parameters, num_trainable_parameters, save_safetensors};
+    // A.9.3: data-parallel training (the process groups and DDP need the feature `dist`).
+    pub use crate::text::sampler::DistributedSampler;
+    #[cfg(feature = "dist")]
+    pub use crate::training::ddp::{DataParallelTask, DistributedDataParallel, DEFAULT_BUCKET_CAP_MB};
+    #[cfg(feature = "dist")]
+    pub use crate::util::dist::{Backend, ProcessGroup, ReduceOp};
 }
 
 /// Appendix D, "Adding bells and whistles to the training loop".

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tch::Tensor;
 
 use crate::error::{Error, Result};
+use crate::text::sampler::DistributedSampler;
 use crate::text::tokenizer::Tokenizer;
 pub use crate::util::rng::SplitMix64;
 
@@ -163,6 +164,9 @@ pub struct DataLoader<D> {
     pub drop_last: bool,
     /// Seed of the shuffling order.
     pub seed: u64,
+    /// Appendix A.9.3: where the order comes from in data-parallel training (this rank's shard
+    /// of each epoch, [`DataLoader::with_sampler`]); `None`: all examples, in the loader's order.
+    pub sampler: Option<DistributedSampler>,
     epoch: AtomicU64,
 }
 
@@ -174,6 +178,7 @@ impl<D: Clone> Clone for DataLoader<D> {
             shuffle: self.shuffle,
             drop_last: self.drop_last,
             seed: self.seed,
+            sampler: self.sampler.clone(),
             epoch: AtomicU64::new(self.epoch.load(Ordering::Relaxed)),
         }
     }
@@ -185,12 +190,27 @@ impl<D: Dataset> DataLoader<D> {
         if batch_size == 0 {
             return Err(Error::InvalidArgument { name: "batch_size", reason: "must be at least 1".into() });
         }
-        Ok(DataLoader { dataset, batch_size, shuffle, drop_last, seed, epoch: AtomicU64::new(0) })
+        Ok(DataLoader { dataset, batch_size, shuffle, drop_last, seed, sampler: None, epoch: AtomicU64::new(0) })
+    }
+
+    /// `DataLoader(dataset, batch_size, sampler=DistributedSampler(...))`: each epoch visits
+    /// this rank's shard ([`DistributedSampler::indices`]) in batches; the sampler shuffles (the
+    /// loader's own `shuffle` and `seed` are then unused). Errors when the sampler was made for a
+    /// data set of another size.
+    pub fn with_sampler(mut self, sampler: DistributedSampler) -> Result<Self> {
+        if sampler.dataset_len != self.dataset.len() {
+            return Err(Error::InvalidArgument {
+                name: "sampler",
+                reason: format!("made for {} examples, the data set has {}", sampler.dataset_len, self.dataset.len()),
+            });
+        }
+        self.sampler = Some(sampler);
+        Ok(self)
     }
 
     /// Batches per pass (`len(loader)`): 0 when `drop_last` and fewer examples than `batch_size`.
     pub fn len(&self) -> usize {
-        let n = self.dataset.len();
+        let n = self.sampler.as_ref().map_or(self.dataset.len(), DistributedSampler::num_samples);
         if self.drop_last {
             n / self.batch_size
         } else {
@@ -221,8 +241,12 @@ impl<D: Dataset> DataLoader<D> {
     }
 
     /// The order in which epoch `epoch` visits the examples: `0..len` unshuffled, else a
-    /// permutation drawn (Fisher-Yates) from a generator seeded with `seed` and `epoch`.
+    /// permutation drawn (Fisher-Yates) from a generator seeded with `seed` and `epoch`; with a
+    /// sampler, this rank's indices of the epoch.
     pub fn order(&self, epoch: u64) -> Vec<usize> {
+        if let Some(sampler) = &self.sampler {
+            return sampler.indices(epoch);
+        }
         let mut order: Vec<usize> = (0..self.dataset.len()).collect();
         if self.shuffle {
             let mut rng = SplitMix64::new(self.seed ^ SplitMix64::new(epoch).next_u64());

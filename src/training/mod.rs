@@ -8,10 +8,13 @@
 //! | [`generate`] | 5.3: temperature, top-k, `generate` |
 //! | [`optim`] | 5.2: AdamW with savable state (resumable runs), gradient clipping (appendix D) |
 //! | [`schedule`] | appendix D: linear warmup, cosine decay, gradient clipping |
+//! | `ddp` | appendix A.9.3: data-parallel training (`DistributedDataParallel`): broadcast weights, bucketed gradient averaging (feature `dist`) |
 //! | [`checkpoint`] | 5.4: checkpoints of model + AdamW + run state that resume exactly |
 //! | [`interrupt`] | (not in the book) a request to stop the training loop before its next step: Ctrl-C in `llm` |
 
 pub mod checkpoint;
+#[cfg(feature = "dist")]
+pub mod ddp;
 pub mod generate;
 pub mod interrupt;
 pub mod optim;

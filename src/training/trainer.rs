@@ -99,6 +99,19 @@ pub trait TrainTask {
         Evaluation { train_loss, val_loss, metrics: Vec::new() }
     }
 
+    /// Between a training step's backward pass and its optimizer step (before appendix D's
+    /// clipping): what happens to the gradients. Nothing by default; data-parallel training
+    /// (`training::ddp::DataParallelTask`) averages them over the processes, as DDP does.
+    fn after_backward(&self, _optimizer: &mut AdamW) -> Result<()> {
+        Ok(())
+    }
+
+    /// An evaluation as the loop records it: the task's [`TrainTask::evaluate`] as it is by
+    /// default; data-parallel training averages it over the processes (each evaluated its shard).
+    fn reduce_evaluation(&self, evaluation: Evaluation) -> Result<Evaluation> {
+        Ok(evaluation)
+    }
+
     /// The log line of an evaluation: the book's [`eval_log_line`] unless the task says more
     /// (DPO adds the reward margins).
     fn eval_log_line(&self, epoch: usize, global_step: i64, evaluation: &Evaluation) -> String {
@@ -400,6 +413,7 @@ pub fn train_steps<T: TrainTask, D: Dataset, V: Dataset>(
             // values; faster and 0.5 GB less memory for GPT-2 small, see `AdamW::backward`).
             optimizer.zero_grad();
             optimizer.backward(&loss);
+            task.after_backward(optimizer)?; // data parallel: the mean gradient of all processes
             // Appendix D: this step's learning rate, and clipping after warmup.
             let grad_norm = settings.extras.as_ref().and_then(|extras| extras.apply(global_step, optimizer).grad_norm);
             if let Some(norm) = grad_norm.filter(|norm| !norm.is_finite()) {
@@ -422,7 +436,7 @@ pub fn train_steps<T: TrainTask, D: Dataset, V: Dataset>(
                 unit,
             });
             if global_step % settings.eval_freq.max(1) == 0 {
-                let evaluation = task.evaluate(train_loader, val_loader, settings.eval_iter);
+                let evaluation = task.reduce_evaluation(task.evaluate(train_loader, val_loader, settings.eval_iter))?;
                 let (train_loss, val_loss) = (evaluation.train_loss, evaluation.val_loss);
                 if !train_loss.is_finite() {
                     // The step's update made the model diverge: stop before a caller saves it.

@@ -12,6 +12,7 @@ mod finetune_instruct;
 mod generate;
 mod generate_hf;
 mod interrupt;
+mod launch;
 mod model_source;
 mod pretrain;
 mod progress;
@@ -119,5 +120,6 @@ fn info() -> Result<()> {
     println!("cuda devices: {}", report.cuda_devices);
     println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
     println!("cpu threads: {}", tch::get_num_threads());
+    println!("process groups (llm pretrain --nproc): gloo{}", if llm_from_scratch::util::dist::has_nccl() { ", nccl" } else { "" });
     Ok(())
 }

@@ -6,7 +6,17 @@
 //! llm pretrain --resume runs/verdict --epochs 12                    # continue it, 2 more epochs
 //! llm pretrain --data the-verdict --out runs/d --epochs 15 --lr 1e-3 --warmup-steps 27 --clip 1.0  # appendix D
 //! llm pretrain --weights gpt2 --data my-text.txt --lr 5e-5 --out runs/more   # continue OpenAI's GPT-2 on a text
+//! llm pretrain --nproc 2 --data the-verdict --batch-size 1 --out runs/ddp    # data parallel: 2 processes, global batch 2
 //! ```
+//!
+//! Data-parallel training (appendix A.9.3, [`crate::launch`]): `--nproc N` starts N workers
+//! (or the program joins a group from torchrun's `RANK`/`WORLD_SIZE`/`MASTER_*`). Each worker
+//! trains a copy of the model on its shard of every epoch (`DistributedSampler`), with
+//! `--batch-size` examples per step, and the gradients are averaged (`training::ddp`): a step
+//! takes a global batch of `world size x batch size` windows, the batch one process would take
+//! with that `--batch-size`. Rank 0 alone prints and writes the run folder. The checkpoint counts
+//! global batches, so `--resume` continues with any number of processes that divides the global
+//! batch.
 //!
 //! The book's setup is the default: gpt2-small at context 256, batch 2, AdamW lr 4e-4 and weight
 //! decay 0.1, 10 epochs, evaluation every 5 steps on 5 batches, seed 123; the text is split
@@ -17,6 +27,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use llm_from_scratch::ch02::{create_dataloader_v1, BpeTokenizer, DataStore, THE_VERDICT};
+use llm_from_scratch::text::sampler::DistributedSampler;
+use llm_from_scratch::training::ddp::{DataParallelTask, DistributedDataParallel, DEFAULT_BUCKET_CAP_MB};
+use llm_from_scratch::util::dist::{has_nccl, Backend, ProcessGroup};
 use llm_from_scratch::appendix_d::{LrSchedule, TrainExtras};
 use llm_from_scratch::ch05::{
     read_checkpoint, save_checkpoint, stop_requested, train_steps, AdamW, CheckpointMeta, LossPlot, NextTokenTask, TrainEvent, TrainSettings, TrainState,
@@ -24,6 +37,7 @@ use llm_from_scratch::ch05::{
 use serde::{Deserialize, Serialize};
 
 use crate::interrupt::{stop_on_signals, Interrupted};
+use crate::launch::{launch, DistEnv, Launch, LAUNCHED};
 use crate::model_source::{LoadedModel, ModelArgs};
 use crate::progress::{save_figure, save_json, steps_to_next_save, training_failed, Progress};
 
@@ -77,6 +91,36 @@ pub struct PretrainArgs {
     pub resume: Option<PathBuf>,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
+    #[command(flatten)]
+    pub dist: DistArgs,
+}
+
+/// Data-parallel training (appendix A.9.3), with torchrun's names.
+#[derive(Args, Debug, Clone)]
+pub struct DistArgs {
+    /// Data-parallel training: start this many worker processes on this machine (torchrun's
+    /// --nproc-per-node), each training on its shard with --batch-size examples per step.
+    #[arg(long)]
+    pub nproc: Option<usize>,
+    /// With --nproc: the number of machines (each runs `llm pretrain --nproc N --node-rank k ...`).
+    #[arg(long, default_value_t = 1)]
+    pub nnodes: usize,
+    /// With --nproc: this machine's index, 0..nnodes (0 hosts rank 0 and the rendezvous).
+    #[arg(long, default_value_t = 0)]
+    pub node_rank: usize,
+    /// With --nproc: the address of rank 0's machine [default: MASTER_ADDR, else 127.0.0.1].
+    #[arg(long)]
+    pub master_addr: Option<String>,
+    /// With --nproc: the rendezvous port on that machine [default: MASTER_PORT, else a free port
+    /// on one machine, 29500 on several].
+    #[arg(long)]
+    pub master_port: Option<u16>,
+    /// Seconds a worker waits for the others (rendezvous and each collective) before failing.
+    #[arg(long, default_value_t = 1800)]
+    pub dist_timeout: u64,
+    /// Gradients averaged per all-reduce, in MiB (DDP's bucket_cap_mb).
+    #[arg(long, default_value_t = DEFAULT_BUCKET_CAP_MB)]
+    pub bucket_cap_mb: f64,
 }
 
 /// Appendix D's flags, shared by `llm pretrain` and `llm finetune-spam`.
@@ -146,6 +190,11 @@ struct RunData {
     /// What the model was built from (`--weights`, `--model` or `--config`).
     #[serde(default)]
     base: Option<String>,
+    /// Whether the epochs' orders come from `DistributedSampler` (runs since data-parallel
+    /// training: `torch.randperm` seeded with seed + epoch, the global order for any number of
+    /// processes); `batch_size` is then the global batch. Older runs: the loader's own shuffle.
+    #[serde(default)]
+    sampler: bool,
 }
 
 fn read_text(data: &str) -> Result<String> {
@@ -156,10 +205,35 @@ fn read_text(data: &str) -> Result<String> {
 }
 
 pub fn run(args: PretrainArgs) -> Result<()> {
+    let d = &args.dist;
+    if let (Some(nproc), None) = (d.nproc, std::env::var_os(LAUNCHED)) {
+        return launch(&Launch::new(nproc, d.nnodes, d.node_rank, d.master_addr.clone(), d.master_port)?);
+    }
     stop_on_signals();
+    let dist = DistEnv::from_env()?;
+    let (rank, world) = dist.map_or((0, 1), |e| (e.rank, e.world_size));
+    let rank0 = rank == 0;
     let report = llm_from_scratch::device_report();
-    eprintln!("{report}");
-    let device = report.device;
+    if rank0 {
+        eprintln!("{report}");
+    }
+    let mut device = report.device;
+    // Join the group first: a missing rank fails here, after --dist-timeout.
+    let group = match dist {
+        None => None,
+        Some(env) => {
+            let backend = if device.is_cuda() && has_nccl() { Backend::Nccl } else { Backend::Gloo };
+            if device.is_cuda() {
+                device = if backend == Backend::Nccl { tch::Device::Cuda(env.local_rank) } else { tch::Device::Cpu };
+            }
+            let timeout = std::time::Duration::from_secs(args.dist.dist_timeout);
+            let group = ProcessGroup::from_env(backend, timeout).with_context(|| format!("rank {rank} of {world}: joining the process group"))?;
+            if rank0 {
+                eprintln!("data parallel: {world} processes ({backend:?}), this one on {device:?}");
+            }
+            Some(group)
+        }
+    };
 
     // Model, optimizer, settings and position: fresh, or from the checkpoint.
     let resumed = args
@@ -183,11 +257,12 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             let window = (args.context_length.max(1) as usize).min(loaded.cfg.context_length as usize);
             let run_data = RunData {
                 data: args.data.clone().expect("clap requires --data"),
-                batch_size: args.batch_size,
+                batch_size: args.batch_size * world,
                 train_ratio: args.train_ratio,
                 extras: args.schedule.extras_args(args.lr),
                 window: Some(window),
                 base: Some(args.model.describe()),
+                sampler: true,
             };
             let settings = TrainSettings {
                 seed: args.model.seed,
@@ -209,13 +284,29 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     let (train_text, val_text) = text.split_at(split);
     let tokenizer = BpeTokenizer::gpt2()?;
     let context = run_data.window.unwrap_or(cfg.context_length as usize);
-    let train_loader = create_dataloader_v1(train_text, &tokenizer, run_data.batch_size, context, context, true, true, settings.seed)
+    // Each rank's batch: its share of the global batch (the same global batches for any world size).
+    if !run_data.sampler && world > 1 {
+        bail!("this run was started before data-parallel training: continue it in one process");
+    }
+    if run_data.batch_size % world != 0 {
+        bail!("the global batch of {} windows does not split over {world} processes", run_data.batch_size);
+    }
+    let batch_size = run_data.batch_size / world;
+    let mut train_loader = create_dataloader_v1(train_text, &tokenizer, batch_size, context, context, true, true, settings.seed)
         .context("the training part of the text")?;
-    let val_loader = create_dataloader_v1(val_text, &tokenizer, run_data.batch_size, context, context, false, false, settings.seed)
+    let mut val_loader = create_dataloader_v1(val_text, &tokenizer, batch_size, context, context, false, false, settings.seed)
         .context("the validation part of the text")?;
+    if run_data.sampler {
+        let n = train_loader.dataset.len();
+        train_loader = train_loader.with_sampler(DistributedSampler::new(n, world, rank, true, settings.seed, true)?)?;
+        let n = val_loader.dataset.len();
+        val_loader = val_loader.with_sampler(DistributedSampler::new(n, world, rank, false, settings.seed, false)?)?;
+    }
     if train_loader.is_empty() {
         bail!("the training text gives no full batch of {} x {context} tokens: use a longer text or smaller --batch-size/--context-length", run_data.batch_size);
     }
+    // DDP: rank 0's weights on every rank, then gradients averaged bucket by bucket.
+    let ddp = group.map(|g| DistributedDataParallel::new(g, &vs, args.dist.bucket_cap_mb)).transpose()?;
 
     let mut optimizer = AdamW::new(&vs, args.lr, args.weight_decay);
     if let Some(ckpt) = &resumed {
@@ -224,7 +315,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
 
     let total_steps = (settings.num_epochs * train_loader.len()) as u64;
     settings.extras = run_data.extras.as_ref().map(|e| e.extras(total_steps as i64)).transpose()?;
-    if let Some(e) = &settings.extras {
+    if let Some(e) = settings.extras.as_ref().filter(|_| rank0) {
         let s = &e.schedule;
         eprintln!(
             "learning rate: {} warmup steps from {:e} to {:e}, cosine decay to {:e} over {} steps; gradient clipping: {}",
@@ -236,15 +327,18 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             e.clip_max_norm.map_or("off".to_string(), |n| format!("max norm {n}"))
         );
     }
-    let progress = Progress::new(total_steps, state.steps_done as u64, "steps");
-    eprintln!(
-        "training {} parameters on {} training / {} validation batches of {} x {context} tokens, {} epochs",
-        llm_from_scratch::ch04::num_parameters(&vs),
-        train_loader.len(),
-        val_loader.len(),
-        run_data.batch_size,
-        settings.num_epochs
-    );
+    let progress = if rank0 { Progress::new(total_steps, state.steps_done as u64, "steps") } else { Progress::quiet() };
+    if rank0 {
+        let per_rank = if world > 1 { format!(" ({world} processes x {batch_size})") } else { String::new() };
+        eprintln!(
+            "training {} parameters on {} training / {} validation batches of {}{per_rank} x {context} tokens, {} epochs",
+            llm_from_scratch::ch04::num_parameters(&vs),
+            train_loader.len(),
+            val_loader.len(),
+            run_data.batch_size,
+            settings.num_epochs
+        );
+    }
     let meta_for = |state: &TrainState, optimizer: &AdamW| CheckpointMeta {
         optimizer: Some(optimizer.hyper_parameters()),
         settings: Some(settings.clone()),
@@ -260,16 +354,31 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         let save_every = args.save_every.map(|n| n.max(1) as usize);
         let chunk = steps_to_next_save(train_loader.len(), state.batch_in_epoch, save_every, steps_left);
         let mut on_event = |event: &TrainEvent| progress.train_event(event);
-        if let Err(e) = train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, Some(chunk), &mut on_event) {
+        let trained = match &ddp {
+            Some(ddp) => {
+                let task = DataParallelTask { task: &task, ddp };
+                train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, Some(chunk), &mut on_event)
+            }
+            None => train_steps(&task, &train_loader, &val_loader, &mut optimizer, &settings, &mut state, Some(chunk), &mut on_event),
+        };
+        if let Err(e) = trained {
+            if !rank0 {
+                return Err(e.into());
+            }
             return Err(training_failed(&progress, &out, e)); // the last checkpoint is not replaced by the diverged state
         }
         steps_left -= chunk;
-        save_checkpoint(&out, &vs, Some(&optimizer), &meta_for(&state, &optimizer))?;
+        if rank0 {
+            save_checkpoint(&out, &vs, Some(&optimizer), &meta_for(&state, &optimizer))?;
+        }
         if stop_requested() {
             break; // Ctrl-C: the run is saved; write its history, then say how to resume it
         }
     }
     progress.finish();
+    if !rank0 {
+        return Ok(()); // rank 0 writes the run's files
+    }
     save_json(&out, "history.json", &state.history)?;
     if !state.history.epochs.is_empty() {
         save_figure(&out, "loss", &LossPlot::from_history(&state.history))?;

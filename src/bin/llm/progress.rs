@@ -14,6 +14,8 @@ use serde::Serialize;
 /// A progress bar counting `unit`s (steps, responses, scores) on stderr.
 pub struct Progress {
     bar: ProgressBar,
+    /// Prints nothing at all (the ranks other than 0 of a data-parallel run).
+    quiet: bool,
 }
 
 impl Progress {
@@ -24,12 +26,20 @@ impl Progress {
             ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {unit} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"))
                 .expect("a valid progress template"),
         );
-        Progress { bar }
+        Progress { bar, quiet: false }
+    }
+
+    /// No bar and no lines: a data-parallel run's ranks other than 0.
+    pub fn quiet() -> Self {
+        Progress { bar: ProgressBar::hidden(), quiet: true }
     }
 
     /// Print a line above the bar, or plainly when the bar is hidden (stderr is not a terminal:
     /// indicatif then drops its own `println`).
     pub fn say(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
         if self.bar.is_hidden() {
             println!("{line}");
         } else {
