@@ -48,7 +48,7 @@ IMAGE_MIMES = ("image/svg+xml", "image/png", "image/jpeg")
 # figure that goes missing (or draws as text) fails the check.
 MIN_FIGURES = {
     "ch01": 6,
-    "ch02": 4,
+    "ch02": 5,
     "ch03": 6,
     "ch04": 4,
     "ch05": 6,

@@ -78,6 +78,8 @@ pub mod ch02 {
         bytes_to_unicode, pre_tokenize, split_words, train_bpe, BpeTokenizer, Gpt2Tokenizer, SimpleTokenizerV1,
         SimpleTokenizerV2, Tokenizer, Vocab, ENDOFTEXT, ENDOFTEXT_ID, UNK,
     };
+    pub use crate::text::samples::{ch01_sections, ch01_text, Language, Section};
+    pub use crate::text::tokenizer::{escape_bytes, TokenStats};
 }
 
 /// Chapter 3, "Coding attention mechanisms": everything the chapter introduces.

@@ -7,6 +7,7 @@
 //! | 2.4 special tokens, listing 2.4 `SimpleTokenizerV2` | [`SimpleTokenizerV2`] (`<\|unk\|>`, `<\|endoftext\|>`) |
 //! | 2.5 byte pair encoding (`tiktoken.get_encoding("gpt2")`) | [`BpeTokenizer::gpt2`] ([`Gpt2Tokenizer`]), [`pre_tokenize`], [`bytes_to_unicode`] |
 //! | bonus: BPE from scratch | [`train_bpe`] |
+//! | 2.5.1 (this project): BPE and Chinese text | [`TokenStats`], [`escape_bytes`] |
 //! | bonus (Llama 3.2, Qwen3): Hugging Face's `tokenizer.json` | [`HfTokenizer`] |
 //!
 //! Every tokenizer implements [`Tokenizer`], which the data loaders take.
@@ -15,12 +16,14 @@ mod bpe;
 mod hf;
 mod pretokenize;
 mod simple;
+mod stats;
 mod train;
 
 pub use bpe::{bytes_to_unicode, BpeTokenizer, Gpt2Tokenizer, ENDOFTEXT, ENDOFTEXT_ID, GPT2_VOCAB_SIZE};
 pub use hf::HfTokenizer;
 pub use pretokenize::{char_class, pre_tokenize, CharClass, PreTokens};
 pub use simple::{split_words, SimpleTokenizerV1, SimpleTokenizerV2, Vocab, UNK};
+pub use stats::{escape_bytes, TokenStats};
 pub use train::train_bpe;
 
 use crate::error::Result;
