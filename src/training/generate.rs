@@ -104,8 +104,8 @@ pub fn generate_cached<M: CachedLm + ?Sized>(
 /// Nucleus (top-p) sampling's filter (not in the book; Holtzman et al. 2019, the `top_p` of
 /// OpenAI's API and of Hugging Face's `generate`): keep the most probable tokens whose
 /// probabilities, `softmax(logits)`, add up to at least `top_p`, and set the others to -inf.
-/// A token is kept when the tokens more probable than it hold less than `top_p` in all, so the
-/// most probable token always stays; `top_p >= 1` keeps every token.
+/// A token is kept when the tokens more probable than it hold less than `top_p` in all, and the
+/// most probable token always stays (`top_p = 0` keeps only it); `top_p >= 1` keeps every token.
 ///
 /// # Shapes
 /// `logits: [..., vocab]` → the same shape.
@@ -116,7 +116,7 @@ pub fn top_p_logits(logits: &Tensor, top_p: f64) -> Tensor {
     let (sorted, order) = logits.sort(-1, true); // [..., vocab] each, most probable first
     let probas = sorted.softmax(-1, Kind::Float); // [..., vocab]
     let before = probas.cumsum(-1, Kind::Float) - &probas; // [..., vocab]: the mass of the tokens ahead
-    let drop_sorted = before.ge(top_p); // [..., vocab]
+    let drop_sorted = before.ge(top_p).logical_and(&before.gt(0.0)); // [..., vocab]; the first is never dropped
     let drop = drop_sorted.zeros_like().scatter(-1, &order, &drop_sorted); // [..., vocab], back in id order
     logits.masked_fill(&drop, f64::NEG_INFINITY)
 }
@@ -294,6 +294,7 @@ mod tests {
         assert_eq!(kept(0.9), vec![3, 7], "0.5721 + 0.3576 = 0.9297 >= 0.9: forward and toward");
         assert_eq!(kept(0.95), vec![0, 3, 7], "0.9297 < 0.95, + closer 0.0609 = 0.9906");
         assert_eq!(kept(1.0), (0..9).collect::<Vec<_>>(), "top_p 1 keeps everything");
+        assert_eq!(kept(0.0), vec![3], "top_p 0 keeps the most probable token");
         let p = vec(&top_p_logits(&logits, 0.9).softmax(-1, Kind::Float));
         assert!((p[3] - 0.5721 / 0.9297).abs() < 1e-3 && (p[7] - 0.3576 / 0.9297).abs() < 1e-3, "renormalised 0.6154, 0.3846: {p:?}");
         // Per row in a batch.

@@ -2,6 +2,7 @@
 //! requests one after the other, sending the text token by token on each request's channel.
 //! A request whose channel is closed (its client went away) stops at the next token.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -84,7 +85,13 @@ pub fn run(network: Network, info: Arc<ModelInfo>, jobs: Receiver<Job>, stats: A
         let outcome = if job.events.is_closed() {
             Outcome::Cancelled(0)
         } else {
-            generate(model, &mut cache, &info, &job, device, token_delay)
+            // A libtorch error panics; the request fails and the worker goes on with the next.
+            std::panic::catch_unwind(AssertUnwindSafe(|| generate(model, &mut cache, &info, &job, device, token_delay))).unwrap_or_else(|panic| {
+                let reason = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                let _ = job.events.send(Event::Failed(format!("generation failed: {}", reason.unwrap_or_default())));
+                cache = model.new_cache();
+                Outcome::Failed(0)
+            })
         };
         let tokens = match outcome {
             Outcome::Completed(n) => {
