@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// Largest request body, in bytes; a larger one gets 413.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// CPU threads for libtorch (default: libtorch's own choice; 1 suits small models on a busy
+    /// machine, where waiting threads spin).
+    #[arg(long)]
+    pub threads: Option<i32>,
     /// Sleep this long after each generated token (for tests of disconnects and of the queue).
     #[arg(long, default_value_t = 0, hide = true)]
     pub token_delay_ms: u64,
@@ -96,8 +100,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
     // The worker thread loads the model and keeps it: tensors stay on the thread that made them.
     let (jobs, queue) = sync_channel::<Job>(args.queue);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let (model_args, worker_stats, delay) = (args.model.clone(), stats.clone(), Duration::from_millis(args.token_delay_ms));
+    let (model_args, worker_stats, delay, threads) = (args.model.clone(), stats.clone(), Duration::from_millis(args.token_delay_ms), args.threads);
     std::thread::Builder::new().name("llm-serve-worker".into()).spawn(move || {
+        if let Some(t) = threads {
+            tch::set_num_threads(t); // on the thread that runs the model
+        }
         // Sampling without a seed continues one generator, seeded from the clock at start.
         llm_from_scratch::set_seed(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
         match model::load(&model_args, report.device) {
