@@ -1,19 +1,21 @@
 //! `llm serve` end to end: the built binary serves a tiny instruction-finetuned run (or the
-//! same config with random weights) on a free port (`--port 0`, read from its "listening on" line), and these tests talk HTTP to it: the
-//! OpenAI shapes of whole and streamed answers, every kind of bad request (an OpenAI-style JSON
-//! error, and the server keeps serving), a full queue (503), a client that disconnects mid-stream
-//! (its generation stops), and chapter 7's judge scoring through the server.
+//! same config with random weights) on a free port (`--port 0`, read from its "listening on"
+//! line), and these tests talk HTTP to it: the OpenAI shapes of whole and streamed answers, every
+//! kind of bad request (an OpenAI-style JSON error, and the server keeps serving), a full queue
+//! (503), a client that disconnects mid-stream (its generation stops), chapter 7's judge scoring
+//! through the server, and a Llama folder served through its own tokenizer.
 
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use llm_from_scratch::ch07::{InstructionEntry, Judge};
+use llm_from_scratch::tokenizer::{HfTokenizer, Tokenizer};
 use serde_json::{json, Value};
 
 /// The model's id: the run folder's name (given with --model-name to the random-weights model).
@@ -369,4 +371,27 @@ fn chapter_7_judge_scores_through_llm_serve() {
     // The judge samples at temperature 0 with a seed: asking again gives the same replies.
     let reply = judge.query_model("Respond with the integer number only.").unwrap();
     assert_eq!(judge.query_model("Respond with the integer number only.").unwrap(), reply, "greedy replies repeat");
+}
+
+#[test]
+fn a_llama_folder_is_served_through_its_tokenizer_like_llm_generate() {
+    // The tiny random Llama of tests/fixtures/hf_llama_qwen_tiny.py (its tokenizer.json knows
+    // only <|begin_of_text|> and <|end_of_text|>: the chat headers are plain text to it).
+    let dir = common::fixture("hf_llama_qwen_tiny.py", &[], "hf_llama_qwen_tiny", "io.safetensors").join("llama_tied");
+    let dir = dir.to_str().unwrap();
+    let server = Server::start(&["--weights".into(), dir.into(), "--model-name".into(), MODEL.into()], &[]);
+    let prompt = "Every effort moves you";
+    let (status, v) = server.post("/v1/completions", &json!({"model": MODEL, "prompt": prompt, "max_tokens": 5, "temperature": 0}));
+    assert_eq!(status, 200, "{v}");
+    let text = v["choices"][0]["text"].as_str().unwrap();
+    let generated = common::llm_ok(&["generate", "--weights", dir, "--prompt", prompt, "--max-new-tokens", "5"]);
+    assert_eq!(generated.trim_end_matches('\n'), format!("<|begin_of_text|>{prompt}{text}"), "the same greedy tokens as llm generate (which prints the prompt, BOS included)");
+    let tok = HfTokenizer::from_file(Path::new(dir).join("tokenizer.json")).unwrap();
+    let with_bos = tok.encode_with_special_tokens(prompt).unwrap().len();
+    assert_eq!(v["usage"]["prompt_tokens"].as_u64(), Some(with_bos as u64), "the raw prompt gets the tokenizer's BOS");
+    // Chat: Llama 3's format, written by hand.
+    let (status, v) = server.post("/v1/chat/completions", &chat_body("Hi", json!({"max_tokens": 3, "temperature": 0})));
+    assert_eq!(status, 200, "{v}");
+    let chat = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are helpful.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+    assert_eq!(v["usage"]["prompt_tokens"].as_u64(), Some(tok.encode_text(chat).unwrap().len() as u64), "the Llama 3 chat prompt");
 }
