@@ -1,10 +1,12 @@
 //! `llm bench ...`: measurements for the README's performance table, one JSON line each.
-//! Each compares this crate with a reference measured in the same run on the same machine.
+//! Each compares this crate with a reference measured in the same run on the same machine
+//! (`serve` measures the server alone).
 
 mod dpo_step;
 mod finetune_spam;
 mod forward;
 mod generate;
+mod serve;
 mod tokenize;
 mod train;
 
@@ -33,6 +35,9 @@ pub enum BenchCommand {
     /// Chapter 7's bonus: time per DPO training step (policy against a frozen reference, AdamW)
     /// on a batch of the preference data.
     DpoStep(dpo_step::DpoStepArgs),
+    /// Chapter 7's server under load: concurrent streaming clients against `llm serve` on a
+    /// tiny model; requests completed and failed, tokens/s, time to first token.
+    Serve(serve::ServeBenchArgs),
 }
 
 pub fn run(command: BenchCommand) -> Result<()> {
@@ -43,6 +48,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Train(args) => train::train(args),
         BenchCommand::FinetuneSpam(args) => finetune_spam::finetune_spam(args),
         BenchCommand::DpoStep(args) => dpo_step::dpo_step(args),
+        BenchCommand::Serve(args) => serve::serve_bench(args),
     }
 }
 
