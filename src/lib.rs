@@ -110,7 +110,8 @@ pub mod ch05 {
     pub use crate::training::interrupt::{clear_stop, request_stop, stop_requested};
     pub use crate::viz::figures::LossPlot;
     pub use crate::training::generate::{
-        generate, generate_cached, sample_counts, softmax_with_temperature, top_k_logits, toy_next_token_logits, TOY_NEXT_TOKEN_LOGITS,
+        generate, generate_cached, sample_counts, scan_stop_sequences, softmax_with_temperature, top_k_logits, top_p_logits,
+        toy_next_token_logits, Sampling, StopScan, TOY_NEXT_TOKEN_LOGITS,
         TOY_VOCAB,
     };
     pub use crate::nn::gpt2::{hf_gpt2_key_map, load_hf_gpt2, Gpt2Checkpoint, HfKeyMapping, HfLayout, SafetensorsFile};
@@ -197,7 +198,7 @@ pub mod bonus_kv_cache {
     pub use crate::nn::config::GptConfig;
     pub use crate::nn::kv_cache::{next_token_logits, CachedLm, KvCache};
     pub use crate::nn::model::{generate_text_simple, generate_text_simple_cached, GptModel};
-    pub use crate::training::generate::{generate, generate_cached};
+    pub use crate::training::generate::{generate, generate_cached, scan_stop_sequences, Sampling, StopScan};
     pub use crate::viz::lines::LinePlot;
     pub use crate::viz::plot::BarChart;
 }

@@ -101,6 +101,101 @@ pub fn generate_cached<M: CachedLm + ?Sized>(
     idx
 }
 
+/// Nucleus (top-p) sampling's filter (not in the book; Holtzman et al. 2019, the `top_p` of
+/// OpenAI's API and of Hugging Face's `generate`): keep the most probable tokens whose
+/// probabilities, `softmax(logits)`, add up to at least `top_p`, and set the others to -inf.
+/// A token is kept when the tokens more probable than it hold less than `top_p` in all, so the
+/// most probable token always stays; `top_p >= 1` keeps every token.
+///
+/// # Shapes
+/// `logits: [..., vocab]` → the same shape.
+pub fn top_p_logits(logits: &Tensor, top_p: f64) -> Tensor {
+    if top_p >= 1.0 {
+        return logits.shallow_clone();
+    }
+    let (sorted, order) = logits.sort(-1, true); // [..., vocab] each, most probable first
+    let probas = sorted.softmax(-1, Kind::Float); // [..., vocab]
+    let before = probas.cumsum(-1, Kind::Float) - &probas; // [..., vocab]: the mass of the tokens ahead
+    let drop_sorted = before.ge(top_p); // [..., vocab]
+    let drop = drop_sorted.zeros_like().scatter(-1, &order, &drop_sorted); // [..., vocab], back in id order
+    logits.masked_fill(&drop, f64::NEG_INFINITY)
+}
+
+/// How the next token is chosen: the book's temperature and top-k (section 5.3), and top-p
+/// ([`top_p_logits`]). `temperature == 0` is greedy decoding (the argmax; top-k and top-p then
+/// change nothing).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    pub temperature: f64,
+    pub top_k: Option<i64>,
+    pub top_p: Option<f64>,
+}
+
+impl Sampling {
+    /// Greedy decoding: always the most probable token.
+    pub fn greedy() -> Self {
+        Sampling { temperature: 0.0, top_k: None, top_p: None }
+    }
+
+    /// The next token of each row: keep the `top_k` largest logits (if given), divide by the
+    /// temperature, keep the top-p nucleus (if given), then draw from the softmax with the global
+    /// generator; the argmax when the temperature is 0. The same draws as listing 5.4's
+    /// `generate` when `top_p` is `None`.
+    ///
+    /// # Shapes
+    /// `logits: [batch, vocab]` → `[batch, 1]` (int64)
+    pub fn next_token(&self, logits: &Tensor) -> Tensor {
+        let logits = match self.top_k {
+            Some(k) => top_k_logits(logits, k),
+            None => logits.shallow_clone(),
+        };
+        if self.temperature <= 0.0 {
+            return logits.argmax(-1, true); // [batch, 1]
+        }
+        let scaled = &logits / self.temperature; // [batch, vocab]
+        let scaled = match self.top_p {
+            Some(p) => top_p_logits(&scaled, p),
+            None => scaled,
+        };
+        scaled.softmax(-1, Kind::Float).multinomial(1, false) // [batch, 1]
+    }
+}
+
+/// Where generated text must stop for the stop sequences `stops` (OpenAI's `stop`), and how much
+/// of it can be shown while generation goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopScan {
+    /// A stop sequence starts at this byte: the text ends there (the stop sequence is not part
+    /// of it).
+    Stop(usize),
+    /// No stop sequence yet; the first this many bytes are final. The rest could be the start
+    /// of a stop sequence (or an unfinished character, U+FFFD from a partial UTF-8 sequence),
+    /// so it is held back until more tokens decide.
+    Emit(usize),
+}
+
+/// Scan `text`, the whole text generated so far, for the earliest of the `stops` (empty stop
+/// sequences are ignored).
+pub fn scan_stop_sequences(text: &str, stops: &[String]) -> StopScan {
+    let stops: Vec<&str> = stops.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
+    if let Some(at) = stops.iter().filter_map(|s| text.find(s)).min() {
+        return StopScan::Stop(at);
+    }
+    // The longest end of the text that begins a stop sequence is held back.
+    let mut keep = text.len();
+    for stop in &stops {
+        for (i, _) in text.char_indices().filter(|&(i, _)| text.len() - i < stop.len()) {
+            if stop.starts_with(&text[i..]) {
+                keep = keep.min(i);
+                break;
+            }
+        }
+    }
+    // A trailing replacement character may be half of a character that the next token completes.
+    let text = &text[..keep];
+    StopScan::Emit(text.trim_end_matches('\u{FFFD}').len())
+}
+
 /// One step of listing 5.4 after the model: keep the `top_k` largest logits (if given), then
 /// sample from `softmax(logits / temperature)` when `temperature > 0` or take the argmax. `None`
 /// when every sequence of the batch drew `eos_id`.
@@ -108,15 +203,7 @@ pub fn generate_cached<M: CachedLm + ?Sized>(
 /// # Shapes
 /// `logits: [batch, vocab]` → `[batch, 1]`
 fn next_token(logits: &Tensor, temperature: f64, top_k: Option<i64>, eos_id: Option<i64>) -> Option<Tensor> {
-    let logits = match top_k {
-        Some(k) => top_k_logits(logits, k),
-        None => logits.shallow_clone(),
-    };
-    let idx_next = if temperature > 0.0 {
-        softmax_with_temperature(&logits, temperature).multinomial(1, false) // [batch, 1]
-    } else {
-        logits.argmax(-1, true) // [batch, 1]
-    };
+    let idx_next = Sampling { temperature, top_k, top_p: None }.next_token(logits); // [batch, 1]
     match eos_id {
         Some(eos) if idx_next.eq(eos).all().int64_value(&[]) != 0 => None,
         _ => Some(idx_next),
@@ -193,6 +280,52 @@ mod tests {
         let m = top_k_logits(&batch, 1);
         let finite: Vec<bool> = Vec::<f32>::try_from(m.flatten(0, -1)).unwrap().iter().map(|v| v.is_finite()).collect();
         assert_eq!(finite, vec![false, true, false, true, false, false]);
+    }
+
+    #[test]
+    fn top_p_keeps_the_smallest_nucleus_of_the_toy_distribution() {
+        // Book 5.3.1's probabilities: forward 0.5721, toward 0.3576, closer 0.0609, then < 0.005.
+        let logits = toy_next_token_logits(Device::Cpu);
+        let kept = |p: f64| -> Vec<usize> {
+            let masked = vec(&top_p_logits(&logits, p));
+            (0..9).filter(|&i| masked[i].is_finite()).collect()
+        };
+        assert_eq!(kept(0.5), vec![3], "0.5721 >= 0.5: forward alone");
+        assert_eq!(kept(0.9), vec![3, 7], "0.5721 + 0.3576 = 0.9297 >= 0.9: forward and toward");
+        assert_eq!(kept(0.95), vec![0, 3, 7], "0.9297 < 0.95, + closer 0.0609 = 0.9906");
+        assert_eq!(kept(1.0), (0..9).collect::<Vec<_>>(), "top_p 1 keeps everything");
+        let p = vec(&top_p_logits(&logits, 0.9).softmax(-1, Kind::Float));
+        assert!((p[3] - 0.5721 / 0.9297).abs() < 1e-3 && (p[7] - 0.3576 / 0.9297).abs() < 1e-3, "renormalised 0.6154, 0.3846: {p:?}");
+        // Per row in a batch.
+        let batch = Tensor::from_slice(&[0.0f32, 10.0, 0.0, 1.0, 1.2, 0.0]).view([2, 3]); // [2, 3]
+        let finite: Vec<bool> = Vec::<f32>::try_from(top_p_logits(&batch, 0.5).flatten(0, -1)).unwrap().iter().map(|v| v.is_finite()).collect();
+        assert_eq!(finite, vec![false, true, false, true, true, false], "row 1: one token holds ~1; row 2: 0.472 < 0.5, + 0.386");
+    }
+
+    #[test]
+    fn sampling_with_top_p_draws_only_from_the_nucleus() {
+        let _rng = rng_lock();
+        set_seed(123);
+        let logits = toy_next_token_logits(Device::Cpu).view([1, 9]); // [1, 9]
+        let mut counts = [0; 9];
+        for _ in 0..300 {
+            counts[Sampling { temperature: 1.0, top_k: None, top_p: Some(0.9) }.next_token(&logits).int64_value(&[0, 0]) as usize] += 1;
+        }
+        assert_eq!(counts[3] + counts[7], 300, "only forward and toward: {counts:?}");
+        assert!(counts[3] > 120 && counts[7] > 60, "both drawn, about 61.5% / 38.5%: {counts:?}");
+        assert_eq!(Sampling::greedy().next_token(&logits).int64_value(&[0, 0]), 3, "greedy: the argmax");
+    }
+
+    #[test]
+    fn stop_sequences_cut_the_text_and_hold_back_what_may_start_one() {
+        let stops = vec!["###".to_string(), "\n\nUser".to_string()];
+        assert_eq!(scan_stop_sequences("Paris.### Instruction", &stops), StopScan::Stop(6));
+        assert_eq!(scan_stop_sequences("Paris.\n\nUser: hi ###", &stops), StopScan::Stop(6), "the earliest stop");
+        assert_eq!(scan_stop_sequences("Paris.#", &stops), StopScan::Emit(6), "'#' may begin '###'");
+        assert_eq!(scan_stop_sequences("Paris.\n\nUs", &stops), StopScan::Emit(6));
+        assert_eq!(scan_stop_sequences("Paris. #x", &stops), StopScan::Emit(9), "'#x' begins no stop");
+        assert_eq!(scan_stop_sequences("caf\u{FFFD}", &[]), StopScan::Emit(3), "an unfinished character waits");
+        assert_eq!(scan_stop_sequences("abc", &[String::new()]), StopScan::Emit(3), "an empty stop is ignored");
     }
 
     /// A "model" whose next-token logits are fixed: favours token `(last + 1) % vocab`.

@@ -1,7 +1,7 @@
 //! `llm`: the chapters' end-to-end runs from the command line.
 //!
 //! `llm info` prints the device and library versions; the chapters add `tokenize`, `generate`,
-//! `pretrain`, `finetune-spam`, `finetune-instruct`, `finetune-dpo`, `classify` and `bench`.
+//! `pretrain`, `finetune-spam`, `finetune-instruct`, `finetune-dpo`, `classify`, `respond`, `chat`, `serve` and `bench`.
 
 mod bench;
 mod classify;
@@ -16,6 +16,7 @@ mod model_source;
 mod pretrain;
 mod progress;
 mod respond;
+mod serve;
 mod tokenize;
 
 use std::process::ExitCode;
@@ -54,6 +55,9 @@ enum Command {
     Respond(respond::RespondArgs),
     /// Chapter 7: an interactive loop of instructions and responses (ends at /quit or end of input).
     Chat(chat::ChatArgs),
+    /// Chapter 7: serve a model over an OpenAI-compatible HTTP API (chat and text completions,
+    /// streamed or whole), with a chat page at `/`.
+    Serve(serve::ServeArgs),
     /// Throughput measurements, one JSON line each.
     Bench {
         #[command(subcommand)]
@@ -107,6 +111,7 @@ fn run(command: Command) -> Result<()> {
         Command::FinetuneDpo(args) => finetune_dpo::run(args),
         Command::Respond(args) => respond::run(args),
         Command::Chat(args) => chat::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Bench { command } => bench::run(command),
     }
 }
