@@ -50,20 +50,21 @@ ENTRIES = [
 TINY_CONFIG = {"vocab_size": 50257, "context_length": 96, "emb_dim": 32, "n_heads": 2, "n_layers": 2, "drop_rate": 0.0, "qkv_bias": False}
 
 
-def llm_binary() -> Path:
+def llm_binary(into: Path) -> Path:
     """The `llm` program, built first as `util::cli::llm_command()` does (a no-op after `make
-    test`'s `cargo build --bins`)."""
+    test`'s `cargo build --bins`), and copied into `into`: a build of another checkout sharing
+    the target folder cannot swap it during the tests."""
     build = subprocess.run(["cargo", "build", "--quiet", "--bin", "llm"], cwd=REPO, capture_output=True, text=True, timeout=3600)
     assert build.returncode == 0, f"cargo build --bin llm failed:\n{build.stderr[-4000:]}"
     target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
     binary = (target if target.is_absolute() else REPO / target) / "debug" / "llm"
     assert binary.is_file(), f"{binary} missing after cargo build"
-    return binary
+    return Path(shutil.copy2(binary, into / "llm"))
 
 
 @pytest.fixture(scope="module")
-def llm() -> Path:
-    return llm_binary()
+def llm(tmp_path_factory) -> Path:
+    return llm_binary(tmp_path_factory.mktemp("bin"))
 
 
 @pytest.fixture(scope="module")
