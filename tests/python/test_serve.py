@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_slides import chromium  # Chromium on PATH, or a skip that says how to install it
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "src" / "bin" / "llm" / "serve" / "chat.html"
@@ -234,14 +235,6 @@ def test_the_server_serves_the_page(server):
         assert r.status == 200 and r.headers.get_content_type() == "text/html", r.headers
         body = r.read().decode("utf-8")
     assert body == PAGE.read_text(encoding="utf-8"), "GET / is chat.html as committed"
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("no Chromium on PATH: `scripts/setup.sh browser` installs Debian's chromium")
 
 
 class Browser:
