@@ -12,8 +12,10 @@
 //! comparable); they are translated when drawn, by [`translate`] with the table [`ZH`]: every
 //! label the library and the English notebooks put on a figure. A label the table does not know
 //! is drawn as it is. Entries with `{}` are templates for labels built with `format!`
-//! (`"Temperature {}: {}"`), whose holes are translated in turn. Chinese text needs a font with
-//! CJK glyphs: see [`crate::viz::plot::font`].
+//! (`"Temperature {}: {}"`), whose holes are translated in turn. Data drawn as text stays as it
+//! is: the tokens along a heat map's axes, the numbers. The chapters' diagrams
+//! ([`crate::viz::diagrams`]) are fixed SVG files in English. Chinese text needs a font with CJK
+//! glyphs: see [`crate::viz::plot::font`].
 
 use std::borrow::Cow;
 use std::cell::Cell;
