@@ -21,7 +21,8 @@ Usage:
       this very code (its stamp matches), else they take the English outputs (and no stamp).
       --execute then runs each Chinese notebook with scripts/run_notebooks.py --update, in the
       mode its English notebook was run in (QUICK below), without LLM_DATA_DIR (so outputs name no
-      folder of this machine), and prints the seconds each took.
+      folder of this machine) and without LLM_LANG (the figures' language comes from
+      notebooks/zh/.llm-lang), and prints the seconds each took.
   zh_notebooks.py check [--zh DIR] [--en DIR]
       Exit 1, one line per problem naming the notebook and the cell id, when a Chinese notebook is
       missing, when its cells (ids, order, kinds), code, cell metadata or notebook metadata differ
@@ -184,6 +185,7 @@ def execute(zh_path: Path) -> tuple[bool, float]:
     env = dict(os.environ)
     env.pop("LLM_DATA_DIR", None)  # outputs must name no folder of this machine
     env.pop("LLM_QUICK", None)
+    env.pop("LLM_LANG", None)  # the figures' language comes from notebooks/zh/.llm-lang
     quick = quick_mode(zh_path.name)
     if quick is not None:
         env["LLM_QUICK"] = quick
