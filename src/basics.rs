@@ -20,7 +20,8 @@ use tch::{Device, Kind, Tensor};
 use crate::text::dataloader::{DataLoader, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::layers::Linear;
-use crate::viz::plot::{evcxr_figure, plot_err, Figure, FONT};
+use crate::viz::i18n::tr;
+use crate::viz::plot::{evcxr_figure, font, plot_err, Figure};
 pub use crate::util::rng::torch_randperm;
 
 // ---------------------------------------------------------------------------------------------
@@ -431,7 +432,7 @@ impl Figure for DecisionBoundary {
             return Err(Error::Plot(format!("'{}': empty grid", self.title)));
         }
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FONT, 20))
+            .caption(tr(&self.title), (font(), 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
@@ -442,7 +443,7 @@ impl Figure for DecisionBoundary {
             .light_line_style(TRANSPARENT)
             .x_desc("x1")
             .y_desc("x2")
-            .label_style((FONT, 13))
+            .label_style((font(), 13))
             .draw()
             .map_err(plot_err)?;
         let (dx, dy) = ((self.x_range.1 - self.x_range.0) / (cols - 1) as f64, (self.y_range.1 - self.y_range.0) / (rows - 1) as f64);
@@ -462,7 +463,7 @@ impl Figure for DecisionBoundary {
             chart
                 .draw_series(self.points.iter().filter(|p| p.2 == label).map(|p| Circle::new((p.0, p.1), 6, color.filled())))
                 .map_err(plot_err)?
-                .label(format!("class {label}"))
+                .label(tr(&format!("class {label}")))
                 .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
         }
         crate::viz::plot::draw_legend(&mut chart)?;

@@ -27,7 +27,8 @@ use plotters::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::training::optim::AdamW;
-use crate::viz::plot::{evcxr_figure, plot_err, Figure, FONT};
+use crate::viz::i18n::tr;
+use crate::viz::plot::{evcxr_figure, font, plot_err, Figure};
 
 /// The book's number of warmup steps: `int(fraction * total_steps)` (appendix D uses 0.2).
 pub fn warmup_steps_for(total_steps: i64, fraction: f64) -> i64 {
@@ -167,7 +168,7 @@ impl Figure for LrSchedulePlot {
         let hi = self.lrs.iter().copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-12) * 1.05;
         let x_max = (self.lrs.len().max(2) - 1) as f64;
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FONT, 20))
+            .caption(tr(&self.title), (font(), 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
@@ -175,16 +176,16 @@ impl Figure for LrSchedulePlot {
             .map_err(plot_err)?;
         chart
             .configure_mesh()
-            .x_desc("Steps")
-            .y_desc("Learning rate")
+            .x_desc(tr("Steps"))
+            .y_desc(tr("Learning rate"))
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| format!("{v:.1e}"))
-            .label_style((FONT, 13))
+            .label_style((font(), 13))
             .draw()
             .map_err(plot_err)?;
         let style = ShapeStyle { color: Palette99::pick(0).to_rgba(), filled: false, stroke_width: 2 };
         let points = self.lrs.iter().enumerate().map(|(i, &lr)| (i as f64, lr));
-        chart.draw_series(LineSeries::new(points, style)).map_err(plot_err)?.label("lr").legend(move |(x, y)| {
+        chart.draw_series(LineSeries::new(points, style)).map_err(plot_err)?.label(tr("lr")).legend(move |(x, y)| {
             PathElement::new(vec![(x, y), (x + 20, y)], style)
         });
         if let Some(w) = self.warmup_steps.filter(|&w| w > 0) {
@@ -192,7 +193,7 @@ impl Figure for LrSchedulePlot {
             chart
                 .draw_series(DashedLineSeries::new(vec![(w as f64, 0.0), (w as f64, hi)], 6, 4, grey))
                 .map_err(plot_err)?
-                .label(format!("end of warmup (step {w})"))
+                .label(tr(&format!("end of warmup (step {w})")))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
         }
         crate::viz::plot::draw_legend(&mut chart)?;

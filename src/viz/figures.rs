@@ -8,7 +8,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::viz::plot::{evcxr_figure, plot_err, Figure, FONT};
+use crate::viz::i18n::tr;
+use crate::viz::plot::{evcxr_figure, font, plot_err, Figure};
 
 /// A heat map of `values` (row-major: `values[row][column]`) with one label per row and column,
 /// coloured from dark purple (the smallest value) to yellow (the largest), with the numbers
@@ -107,7 +108,7 @@ impl Figure for HeatMap {
         // Cell (r, c) covers [c, c + 1] x [rows - 1 - r, rows - r]: the first row is at the top.
         let (fr, fc) = (rows as f64, cols as f64);
         let mut chart = ChartBuilder::on(&map_area)
-            .caption(&self.title, (FONT, 22))
+            .caption(tr(&self.title), (font(), 22))
             .margin(12)
             .x_label_area_size(50)
             .y_label_area_size(90)
@@ -118,9 +119,9 @@ impl Figure for HeatMap {
             .disable_mesh()
             .x_labels(0)
             .y_labels(0)
-            .x_desc(&self.x_desc)
-            .y_desc(&self.y_desc)
-            .axis_desc_style((FONT, 14))
+            .x_desc(tr(&self.x_desc))
+            .y_desc(tr(&self.y_desc))
+            .axis_desc_style((font(), 14))
             .draw()
             .map_err(plot_err)?;
         chart
@@ -138,7 +139,7 @@ impl Figure for HeatMap {
                     let y = fr - 0.5 - r as f64;
                     row.iter().enumerate().map(move |(c, v)| {
                         let colour: &'static RGBColor = if norm(*v) > 0.6 { &BLACK } else { &WHITE };
-                        let style = TextStyle::from((FONT, 13)).color(colour).pos(centre);
+                        let style = TextStyle::from((font(), 13)).color(colour).pos(centre);
                         Text::new(format!("{v:.2}"), (c as f64 + 0.5, y), style)
                     })
                 }))
@@ -146,12 +147,12 @@ impl Figure for HeatMap {
         }
         // Tick labels at the cells' centres, drawn in pixels next to the axes (`map_area` starts
         // at the root's origin, so the chart's pixel coordinates are also the area's).
-        let below = TextStyle::from((FONT, 14)).pos(Pos::new(HPos::Center, VPos::Top));
+        let below = TextStyle::from((font(), 14)).pos(Pos::new(HPos::Center, VPos::Top));
         for (c, label) in self.x_labels.iter().enumerate() {
             let (px, py) = chart.backend_coord(&(c as f64 + 0.5, 0.0));
             map_area.draw(&Text::new(label.as_str(), (px, py + 8), below.clone())).map_err(plot_err)?;
         }
-        let left = TextStyle::from((FONT, 14)).pos(Pos::new(HPos::Right, VPos::Center));
+        let left = TextStyle::from((font(), 14)).pos(Pos::new(HPos::Right, VPos::Center));
         for (r, label) in self.y_labels.iter().enumerate() {
             let (px, py) = chart.backend_coord(&(0.0, fr - 0.5 - r as f64));
             map_area.draw(&Text::new(label.as_str(), (px - 8, py), left.clone())).map_err(plot_err)?;
@@ -170,7 +171,7 @@ impl Figure for HeatMap {
             .disable_x_axis()
             .y_labels(5)
             .y_label_formatter(&|v| format!("{v:.2}"))
-            .label_style((FONT, 12))
+            .label_style((font(), 12))
             .draw()
             .map_err(plot_err)?;
         let span = if hi > lo { hi - lo } else { 1.0 };
@@ -220,7 +221,7 @@ impl Figure for LossPlot {
         let x_max = self.epochs.iter().copied().fold(0.0f64, f64::max).max(1e-9);
         let tokens_max = self.tokens_seen.iter().copied().max().unwrap_or(0).max(1) as f64;
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FONT, 20))
+            .caption(tr(&self.title), (font(), 20))
             .margin(12)
             .x_label_area_size(40)
             .top_x_label_area_size(if self.tokens_seen.is_empty() { 0 } else { 40 })
@@ -230,18 +231,18 @@ impl Figure for LossPlot {
             .set_secondary_coord(0.0..tokens_max, (lo - pad)..(hi + pad));
         chart
             .configure_mesh()
-            .x_desc("Epochs")
-            .y_desc(&self.y_label)
-            .label_style((FONT, 13))
+            .x_desc(tr("Epochs"))
+            .y_desc(tr(&self.y_label))
+            .label_style((font(), 13))
             .draw()
             .map_err(plot_err)?;
         if !self.tokens_seen.is_empty() {
             chart
                 .configure_secondary_axes()
-                .x_desc("Tokens seen")
+                .x_desc(tr("Tokens seen"))
                 .x_label_formatter(&|v| crate::viz::plot::si_format(*v))
                 .y_labels(0)
-                .label_style((FONT, 13))
+                .label_style((font(), 13))
                 .draw()
                 .map_err(plot_err)?;
         }
@@ -252,7 +253,7 @@ impl Figure for LossPlot {
             chart
                 .draw_series(LineSeries::new(points, style).point_size(if n < 40 { 2 } else { 0 }))
                 .map_err(plot_err)?
-                .label(label)
+                .label(tr(label))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         }
         crate::viz::plot::draw_legend(&mut chart)?;

@@ -6,7 +6,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::viz::plot::{evcxr_figure, plot_err, tick_decimals, Figure, FONT};
+use crate::viz::i18n::tr;
+use crate::viz::plot::{evcxr_figure, font, plot_err, tick_decimals, Figure};
 
 /// A line chart: a title, axis labels and one or more named series of `(x, y)` points, each
 /// drawn as a line in its own colour and named in the legend.
@@ -79,7 +80,7 @@ impl Figure for LinePlot {
         // As many decimals as the ticks plotters places need, the same for every tick.
         let (x_decimals, y_decimals) = (tick_decimals(x_lo, x_lo + x_span, X_TICKS), tick_decimals(y_lo, y_hi, Y_TICKS));
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FONT, 20))
+            .caption(tr(&self.title), (font(), 20))
             .margin(14)
             .x_label_area_size(44)
             .y_label_area_size(64)
@@ -87,14 +88,14 @@ impl Figure for LinePlot {
             .map_err(plot_err)?;
         chart
             .configure_mesh()
-            .x_desc(&self.x_label)
-            .y_desc(&self.y_label)
+            .x_desc(tr(&self.x_label))
+            .y_desc(tr(&self.y_label))
             .x_label_formatter(&|v| format!("{v:.x_decimals$}"))
             .y_label_formatter(&|v| format!("{v:.y_decimals$}"))
             .x_labels(X_TICKS)
             .y_labels(Y_TICKS)
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
+            .label_style((font(), 13))
+            .axis_desc_style((font(), 14))
             .draw()
             .map_err(plot_err)?;
         for (i, (name, points)) in self.series.iter().enumerate() {
@@ -104,14 +105,14 @@ impl Figure for LinePlot {
             chart
                 .draw_series(LineSeries::new(finite, style))
                 .map_err(plot_err)?
-                .label(name)
+                .label(tr(name))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         }
         // Upper left: curves that rise to the right (activations, losses falling late) leave it free.
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 13))
+            .label_font((font(), 13))
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()

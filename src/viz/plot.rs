@@ -5,7 +5,8 @@
 //! be rendered to an [`Svg`] (which evcxr displays inline), or saved as `.svg` or `.png`.
 //!
 //! Text is drawn with DejaVu Sans, compiled into the library (`assets/fonts/`), so figures look
-//! the same on every machine and need no system font library.
+//! the same on every machine and need no system font library. Figures in Chinese
+//! ([`crate::viz::i18n`]) are drawn with a subset of Noto Sans CJK SC, compiled in as well.
 
 use std::path::Path;
 use std::sync::Once;
@@ -14,20 +15,39 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::viz::i18n::{tr, with_lang, Lang};
 
-/// The font every figure uses (registered with plotters on first use).
+/// The font of figures in English (registered with plotters on first use): DejaVu Sans, which
+/// an SVG names only as `sans-serif`.
 pub const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+/// The font of figures in Chinese: its name is the `font-family` that an SVG gives the browser
+/// (CJK fonts of Linux, macOS and Windows, then any sans-serif), and in PNG files it draws with
+/// `assets/fonts/NotoSansCJKsc-Regular-subset.otf` (3755 common hanzi, Latin letters and
+/// punctuation; see `assets/fonts/README.md`).
+pub const CJK_FONT: &str = "Noto Sans CJK SC, Noto Sans SC, Source Han Sans SC, PingFang SC, Microsoft YaHei, sans-serif";
+pub(crate) static CJK_FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/NotoSansCJKsc-Regular-subset.otf");
 static REGISTER_FONT: Once = Once::new();
 
 fn ensure_font() {
     REGISTER_FONT.call_once(|| {
-        for style in [FontStyle::Normal, FontStyle::Bold, FontStyle::Italic, FontStyle::Oblique] {
-            // The font is a fixed asset: failing to parse it is a build defect.
-            plotters::style::register_font(FONT, style, FONT_BYTES)
-                .unwrap_or_else(|_| panic!("assets/fonts/DejaVuSans.ttf is not a valid font"));
+        for (name, bytes, file) in [(FONT, FONT_BYTES, "DejaVuSans.ttf"), (CJK_FONT, CJK_FONT_BYTES, "NotoSansCJKsc-Regular-subset.otf")] {
+            for style in [FontStyle::Normal, FontStyle::Bold, FontStyle::Italic, FontStyle::Oblique] {
+                // The fonts are fixed assets: failing to parse one is a build defect.
+                plotters::style::register_font(name, style, bytes)
+                    .unwrap_or_else(|_| panic!("assets/fonts/{file} is not a valid font"));
+            }
         }
     });
+}
+
+/// The font family for the text of a figure drawn now: [`FONT`] in English, [`CJK_FONT`] in
+/// Chinese ([`Lang::current`]).
+pub fn font() -> &'static str {
+    match Lang::current() {
+        Lang::En => FONT,
+        Lang::Zh => CJK_FONT,
+    }
 }
 
 /// Turn any plotters error into this crate's error.
@@ -69,30 +89,34 @@ pub trait Figure {
     where
         DB::ErrorType: 'static;
 
-    /// Render to an SVG document.
+    /// Render to an SVG document, with its words in the [current language](Lang::current).
     fn to_svg(&self) -> Result<Svg> {
         ensure_font();
         let mut out = String::new();
-        {
+        // The language is looked up once, so that every word of the figure is in the same one.
+        with_lang(Lang::current(), || -> Result<()> {
             let root = SVGBackend::with_string(&mut out, self.size()).into_drawing_area();
             root.fill(&WHITE).map_err(plot_err)?;
             self.draw(&root)?;
-            root.present().map_err(plot_err)?;
-        }
+            root.present().map_err(plot_err)
+        })?;
         Ok(Svg(out))
     }
 
-    /// Save as SVG or PNG, chosen by the extension of `path` (`.svg` or `.png`).
+    /// Save as SVG or PNG, chosen by the extension of `path` (`.svg` or `.png`), with its words
+    /// in the [current language](Lang::current).
     fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
             Some("svg") => self.to_svg()?.save(path),
             Some("png") => {
                 ensure_font();
-                let root = BitMapBackend::new(path, self.size()).into_drawing_area();
-                root.fill(&WHITE).map_err(plot_err)?;
-                self.draw(&root)?;
-                root.present().map_err(|e| Error::Plot(format!("{}: {e}", path.display())))
+                with_lang(Lang::current(), || {
+                    let root = BitMapBackend::new(path, self.size()).into_drawing_area();
+                    root.fill(&WHITE).map_err(plot_err)?;
+                    self.draw(&root)?;
+                    root.present().map_err(|e| Error::Plot(format!("{}: {e}", path.display())))
+                })
             }
             _ => Err(Error::Plot(format!("{}: unknown image type (use .svg or .png)", path.display()))),
         }
@@ -127,7 +151,7 @@ where
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 13))
+        .label_font((font(), 13))
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
@@ -161,7 +185,7 @@ impl Figure for BarChart {
             }
         }
         let last = self.bars.len() as u32 - 1;
-        let labels: Vec<String> = self.bars.iter().map(|b| b.0.clone()).collect();
+        let labels: Vec<String> = self.bars.iter().map(|b| tr(&b.0).into_owned()).collect();
         let x_fmt = |x: &SegmentValue<u32>| match x {
             SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
             _ => String::new(),
@@ -170,7 +194,7 @@ impl Figure for BarChart {
         let min = self.bars.iter().map(|b| b.1).fold(f64::MAX, f64::min);
         let mut builder = ChartBuilder::on(root);
         builder
-            .caption(&self.title, (FONT, 22))
+            .caption(tr(&self.title), (font(), 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(80);
@@ -182,10 +206,10 @@ impl Figure for BarChart {
                     .configure_mesh()
                     .disable_x_mesh()
                     .x_label_formatter(&x_fmt)
-                    .y_desc(&self.y_label)
+                    .y_desc(tr(&self.y_label))
                     .y_labels(Y_TICKS)
                     .y_label_formatter($y_fmt)
-                    .label_style((FONT, 14))
+                    .label_style((font(), 14))
                     .draw()
                     .map_err(plot_err)?;
                 chart
@@ -340,6 +364,88 @@ pub(crate) mod tests {
         assert_eq!(tick_decimals(0.0, 1.1, Y_TICKS), 1);
         assert_eq!(tick_decimals(0.0, 0.27, Y_TICKS), 2);
         assert_eq!(tick_decimals(0.0, 55.0, Y_TICKS), 0);
+    }
+
+    fn verdict_chart() -> BarChart {
+        BarChart {
+            title: "Tokens needed for The Verdict".into(),
+            y_label: "tokens".into(),
+            bars: vec![("UTF-8 bytes".into(), 20479.0), ("GPT-2 BPE".into(), 5145.0)],
+            log_y: false,
+        }
+    }
+
+    /// The `font-family` values of an SVG's texts, without repeats.
+    fn font_families(svg: &Svg) -> Vec<String> {
+        let mut families: Vec<String> = svg.as_str().split("font-family=\"").skip(1).map(|p| p[..p.find('"').unwrap()].to_string()).collect();
+        families.sort();
+        families.dedup();
+        families
+    }
+
+    #[test]
+    fn chinese_svg_has_translated_words_and_cjk_fonts() {
+        let svg = with_lang(Lang::Zh, || verdict_chart().to_svg()).unwrap();
+        for text in ["《The Verdict》所需的词元数", "词元数", "UTF-8 字节", "GPT-2 BPE"] {
+            assert!(svg.as_str().contains(&format!(">\n{text}\n<")), "Chinese SVG lacks the text '{text}'");
+        }
+        assert!(!svg.as_str().contains("UTF-8 bytes"), "an English bar label is left");
+        assert_eq!(font_families(&svg), [CJK_FONT], "every text names the CJK fonts, ending in sans-serif");
+        assert!(CJK_FONT.starts_with("Noto Sans CJK SC,") && CJK_FONT.ends_with(", sans-serif"), "{CJK_FONT}");
+
+        let svg = with_lang(Lang::En, || verdict_chart().to_svg()).unwrap();
+        assert_eq!(font_families(&svg), [FONT], "English figures name only sans-serif");
+        assert!(svg.as_str().is_ascii() && svg.as_str().contains("Tokens needed for The Verdict"), "English words, no Chinese");
+    }
+
+    /// What a figure in Chinese needs: the compiled-in CJK font has every glyph the translations
+    /// use (and the 3755 common hanzi of GB2312 level 1: a sample here), DejaVu Sans has none.
+    #[test]
+    fn the_cjk_font_has_the_glyphs_that_dejavu_lacks() {
+        use ab_glyph::{Font, FontRef};
+        let cjk = FontRef::try_from_slice(CJK_FONT_BYTES).expect("the CJK font parses");
+        let dejavu = FontRef::try_from_slice(FONT_BYTES).expect("DejaVu Sans parses");
+        let table = crate::viz::i18n::ZH.iter().flat_map(|(en, zh)| [*en, *zh]).chain(crate::viz::i18n::SAME_IN_ZH.iter().copied());
+        let common = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严龙飞";
+        for c in table.flat_map(str::chars).chain(common.chars()).chain('!'..='~') {
+            let id = cjk.glyph_id(c);
+            assert_ne!(id.0, 0, "the CJK font has no glyph for '{c}' (U+{:04X}): rebuild it (assets/fonts/README.md)", c as u32);
+        }
+        for c in "训练损失轮次".chars() {
+            assert_eq!(dejavu.glyph_id(c).0, 0, "DejaVu Sans has no '{c}', so Chinese needs the CJK font");
+            let outline = cjk.outline_glyph(cjk.glyph_id(c).with_scale(20.0)).expect("an outline");
+            assert!(outline.px_bounds().width() > 8.0, "'{c}' is drawn at 20 px");
+        }
+    }
+
+    /// A PNG in Chinese shows the words: each character of "训练损失" drawn in a bitmap with the
+    /// CJK font is its own picture, where DejaVu Sans draws the same missing-glyph box four times.
+    #[test]
+    fn chinese_text_rasterises_with_the_cjk_font() {
+        ensure_font();
+        let draw = |family: &str, c: char| {
+            let (w, h) = (48u32, 48u32);
+            let mut buf = vec![255u8; (w * h * 3) as usize];
+            {
+                let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+                root.draw(&Text::new(c.to_string(), (4, 8), (family, 40))).unwrap();
+                root.present().unwrap();
+            }
+            buf
+        };
+        let dark = |buf: &[u8]| buf.chunks(3).filter(|p| p[0] < 128).count();
+        let chars: Vec<char> = "训练损失".chars().collect();
+        let cjk: Vec<Vec<u8>> = chars.iter().map(|&c| draw(CJK_FONT, c)).collect();
+        let dejavu: Vec<Vec<u8>> = chars.iter().map(|&c| draw(FONT, c)).collect();
+        for (c, img) in chars.iter().zip(&cjk) {
+            assert!(dark(img) > 100, "'{c}' darkens only {} pixels with the CJK font", dark(img));
+        }
+        for i in 0..chars.len() {
+            for j in i + 1..chars.len() {
+                assert_ne!(cjk[i], cjk[j], "'{}' and '{}' look the same with the CJK font", chars[i], chars[j]);
+                assert_eq!(dejavu[i], dejavu[j], "DejaVu Sans draws '{}' and '{}' as the same missing glyph", chars[i], chars[j]);
+            }
+        }
     }
 
     #[test]

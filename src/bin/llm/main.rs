@@ -28,6 +28,11 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The language of the words on the figures the command writes (loss.svg, loss.png): en or
+    /// zh. Without it: the LLM_LANG environment variable, else a file .llm-lang in the current
+    /// folder, else en.
+    #[arg(long, global = true, value_name = "en|zh")]
+    lang: Option<llm_from_scratch::viz::Lang>,
 }
 
 #[derive(Subcommand)]
@@ -67,6 +72,9 @@ enum Command {
 /// own usage errors (`error: invalid value 'abc' for '--lr <LR>'`) and exits with status 2.
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(lang) = cli.lang {
+        llm_from_scratch::viz::set_lang(lang);
+    }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
