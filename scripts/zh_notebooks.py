@@ -30,7 +30,8 @@ Usage:
       untranslated, or when its outputs are not those of an executed run: the stamp
       `metadata.llm_from_scratch.executed_code_sha256` that scripts/run_notebooks.py --update
       writes is missing or is not the hash of the current code cells, the execution counts are
-      not 1, 2, 3, ... in order, or a cell has an error output. An English notebook with a stamp
+      not 1, 2, 3, ... in order, a cell has an error output, or the stamp's `llm_quick` is not the
+      mode of QUICK below. An English notebook with a stamp
       must match it too (the English notebooks executed before the stamp existed have none).
       The last line reads "zh check: N notebook(s) in sync, M with problems".
 """
@@ -299,6 +300,10 @@ def sync_problems(en_path: Path, zh_path: Path) -> list[str]:
             problems.append(f"{where}: code differs from the English cell (`scripts/zh_notebooks.py build {en_path.stem}` takes it from English)")
     if _without_stamp(zh.get("metadata", {})) != _without_stamp(en.get("metadata", {})):
         problems.append(f"{name}: notebook metadata differ from the English notebook's")
+    ran = zh.get("metadata", {}).get(STAMP_KEY, {})
+    if stamp(zh) is not None and ran.get("llm_quick") != quick_mode(zh_path.name):
+        problems.append(f"{name}: executed with LLM_QUICK={ran.get('llm_quick') or 'unset'}, its English notebook's "
+                        f"mode is LLM_QUICK={quick_mode(zh_path.name) or 'unset'} (`build --execute` runs it so)")
     problems.extend(f"zh/{p}" for p in run_problems(zh_path, zh, required=True))
     problems.extend(run_problems(en_path, en, required=False))
     return problems

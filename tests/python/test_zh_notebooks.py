@@ -44,6 +44,7 @@ def pair(tmp_path):
     assert zh_notebooks.build_one(en / NAME, zh / NAME) == [], "chapter 1 is fully translated"
     nb = read(zh / NAME)
     run_notebooks.stamp_executed(nb)
+    nb["metadata"]["llm_from_scratch"]["llm_quick"] = None  # chapter 1 runs without LLM_QUICK
     zh_notebooks.write(zh / NAME, nb)
     return en, zh
 
@@ -88,6 +89,13 @@ def plant_stale_stamp(en: Path, zh: Path) -> str:
     nb["metadata"]["llm_from_scratch"]["executed_code_sha256"] = "0" * 64
     zh_notebooks.write(zh / NAME, nb)
     return f"zh/{NAME}: the outputs are of a run of other code (stale stamp)"
+
+
+def plant_quick_mode(en: Path, zh: Path) -> str:
+    nb = read(zh / NAME)
+    nb["metadata"]["llm_from_scratch"]["llm_quick"] = "1"
+    zh_notebooks.write(zh / NAME, nb)
+    return f"zh/{NAME}: executed with LLM_QUICK=1, its English notebook's mode is LLM_QUICK=unset"
 
 
 def plant_no_stamp(en: Path, zh: Path) -> str:
@@ -167,7 +175,7 @@ def plant_stale_english_stamp(en: Path, zh: Path) -> str:
 
 @pytest.mark.parametrize(
     "plant",
-    [plant_code_change, plant_english_code_change, plant_stale_stamp, plant_no_stamp, plant_missing, plant_untranslated,
+    [plant_code_change, plant_english_code_change, plant_stale_stamp, plant_quick_mode, plant_no_stamp, plant_missing, plant_untranslated,
      plant_dep_path, plant_dep_features, plant_order, plant_execution_order, plant_error_output, plant_slide_type,
      plant_stale_english_stamp],
     ids=lambda f: f.__name__.removeprefix("plant_"),
@@ -213,6 +221,7 @@ def test_build_takes_code_from_english_and_flags_untranslated_cells(pair, capsys
     assert f"FAILED zh/{NAME}: no stamp of an executed run" in run.stdout, run.stdout
     # Built again after the code was executed (stamped), the Chinese outputs and stamp are kept.
     run_notebooks.stamp_executed(built)
+    built["metadata"]["llm_from_scratch"]["llm_quick"] = None
     zh_notebooks.write(zh / NAME, built)
     zh_notebooks.build([NAME], False, en, zh)
     assert read(zh / NAME)["metadata"]["llm_from_scratch"] == built["metadata"]["llm_from_scratch"]
