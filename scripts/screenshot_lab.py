@@ -12,7 +12,8 @@ Usage: screenshot_lab.py [--notebook zh/ch05-pretraining.ipynb] [--figure -1] [-
               negative from the end (default 2: chapter 5's loss plot)
 
 The committed outputs are trusted (`jupyter trust`) in a signature database of the run's own (a
-temporary folder), so JupyterLab draws their SVG figures; the user's Jupyter data are left alone.
+temporary folder), so JupyterLab draws their SVG figures, and the lab's workspace is kept there
+too: the user's Jupyter data are left alone.
 Needs `chromium` (`scripts/setup.sh browser`). Prints the PNG's path.
 """
 
@@ -159,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     notary = [f"--NotebookNotary.db_file={tmp / 'nbsignatures.db'}", f"--NotebookNotary.secret_file={tmp / 'notebook_secret'}"]
     subprocess.run(["jupyter", "trust", *notary, str(notebook)], check=True, capture_output=True)
     port, token, debug_port = free_port(), secrets.token_hex(16), free_port()
-    env = dict(os.environ, HEADLESS="1", LAB_PORT=str(port), LAB_LANG="zh_CN", JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
+    # The lab's workspace (open tabs) goes to the run's folder too, so the next `make lab` does not
+    # reopen this notebook.
+    env = dict(os.environ, HEADLESS="1", LAB_PORT=str(port), LAB_LANG="zh_CN", JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"))
     log = open(tmp / "lab.log", "w+")
     lab = subprocess.Popen(
         [str(REPO / "scripts" / "lab.sh"), "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", *notary],
