@@ -11,7 +11,7 @@ first `:dep` cell names the crate one folder further up (`path = ".."` in notebo
 "../.."` in notebooks/zh/).
 
 Usage:
-  zh_notebooks.py build [--execute] [NAME ...]
+  zh_notebooks.py build [--execute [--timeout S]] [NAME ...]
       For each English notebook (default: all; a NAME is a file name or its start, e.g. ch05),
       write notebooks/zh/<name>.ipynb from the English notebook and the existing Chinese one:
       each markdown cell takes the Chinese source of the cell with the same id; an English
@@ -181,7 +181,7 @@ def build_one(en_path: Path, zh_path: Path) -> list[str]:
     return notes
 
 
-def execute(zh_path: Path) -> tuple[bool, float]:
+def execute(zh_path: Path, timeout: int | None = None) -> tuple[bool, float]:
     """Run one Chinese notebook with the runner (--update), in its English notebook's mode."""
     env = dict(os.environ)
     env.pop("LLM_DATA_DIR", None)  # outputs must name no folder of this machine
@@ -191,7 +191,10 @@ def execute(zh_path: Path) -> tuple[bool, float]:
     if quick is not None:
         env["LLM_QUICK"] = quick
     t0 = time.monotonic()
-    run = subprocess.run([sys.executable, str(REPO / "scripts" / "run_notebooks.py"), "--update", str(zh_path)], env=env)
+    cmd = [sys.executable, str(REPO / "scripts" / "run_notebooks.py"), "--update", str(zh_path)]
+    if timeout is not None:
+        cmd[2:2] = ["--timeout", str(timeout)]
+    run = subprocess.run(cmd, env=env)
     return run.returncode == 0, time.monotonic() - t0
 
 
@@ -208,7 +211,7 @@ def select(names: list[str], en_dir: Path) -> list[Path]:
     return chosen
 
 
-def build(names: list[str], run: bool, en_dir: Path = EN_DIR, zh_dir: Path = ZH_DIR) -> int:
+def build(names: list[str], run: bool, en_dir: Path = EN_DIR, zh_dir: Path = ZH_DIR, timeout: int | None = None) -> int:
     failed = 0
     for en_path in select(names, en_dir):
         zh_path = zh_dir / en_path.name
@@ -216,7 +219,7 @@ def build(names: list[str], run: bool, en_dir: Path = EN_DIR, zh_dir: Path = ZH_
             print(note)
         print(f"built  {zh_path.relative_to(REPO) if zh_path.is_relative_to(REPO) else zh_path}", flush=True)
         if run:
-            ok, seconds = execute(zh_path)
+            ok, seconds = execute(zh_path, timeout)
             failed += not ok
             print(f"{'executed' if ok else 'FAILED to execute'} {zh_path.name} "
                   f"(LLM_QUICK={quick_mode(zh_path.name) or 'unset'}) in {seconds:.0f} s", flush=True)
@@ -333,13 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="write notebooks/zh/ from the English notebooks and the Chinese markdown")
     b.add_argument("names", nargs="*", help="notebooks (file names or their start, e.g. ch05); default: all")
     b.add_argument("--execute", action="store_true", help="then execute each with scripts/run_notebooks.py --update")
+    b.add_argument("--timeout", type=int, help="seconds per cell for the runner (its default: 1800)")
     c = sub.add_parser("check", help="fail when a Chinese notebook drifted from its English twin")
     for p in (b, c):
         p.add_argument("--en", type=Path, default=EN_DIR, help=argparse.SUPPRESS)
         p.add_argument("--zh", type=Path, default=ZH_DIR, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.mode == "build":
-        return build(args.names, args.execute, args.en, args.zh)
+        return build(args.names, args.execute, args.en, args.zh, args.timeout)
     return check(args.en, args.zh)
 
 
