@@ -5,11 +5,12 @@ Starts the lab (scripts/lab.sh, headless, LAB_LANG=zh_CN) on a free port, opens 
 Debian's Chromium (headless, driven over the DevTools protocol), waits until the lab's menus are in
 Chinese and the notebook's figures are drawn, scrolls the chosen figure into view and writes a PNG.
 
-Usage: screenshot_lab.py [--notebook zh/ch05-pretraining.ipynb] [--figure -1] [--size 1400x1000]
-                         [--out target/screenshots/lab-zh.png]
-  --notebook  relative to notebooks/ (default: chapter 5 in Chinese, whose loss plot has Chinese labels)
+Usage: screenshot_lab.py [--notebook zh/appendix-a-deep-learning-basics.ipynb] [--figure -2]
+                         [--size 1400x1000] [--out target/screenshots/lab-zh.png]
+  --notebook  relative to notebooks/ (default: appendix A in Chinese, whose loss plot has Chinese
+              labels; chapter 5's, zh/ch05-pretraining.ipynb --figure 2, once it is executed)
   --figure    which figure (image output) to scroll to: its index among the notebook's figures,
-              negative from the end (default 2: chapter 5's loss plot)
+              negative from the end (default -2: appendix A's loss plot)
 
 The committed outputs are trusted (`jupyter trust`) in a signature database of the run's own (a
 temporary folder), so JupyterLab draws their SVG figures, and the lab's workspace is kept there
@@ -145,8 +146,8 @@ async def shoot(url: str, debug_port: int, browser: subprocess.Popen, expected: 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--notebook", default="zh/ch05-pretraining.ipynb", help="relative to notebooks/")
-    ap.add_argument("--figure", type=int, default=2, help="index of the figure to show (negative: from the end)")
+    ap.add_argument("--notebook", default="zh/appendix-a-deep-learning-basics.ipynb", help="relative to notebooks/")
+    ap.add_argument("--figure", type=int, default=-2, help="index of the figure to show (negative: from the end)")
     ap.add_argument("--size", default="1400x1000", help="window size, WIDTHxHEIGHT")
     ap.add_argument("--out", type=Path, default=REPO / "target" / "screenshots" / "lab-zh.png")
     ap.add_argument("--browser", default="chromium")
