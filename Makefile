@@ -14,8 +14,10 @@ SHELL := /bin/bash
 LLM_DATA_DIR ?= $(if $(wildcard ../shared/data/the-verdict.txt),$(abspath ../shared/data),)
 export LLM_DATA_DIR
 
-# Lab options: HEADLESS=1 (no browser; print the URL), LAB_PORT, LAB_ARGS (passed to jupyter lab).
+# Lab options: HEADLESS=1 (no browser; print the URL), LAB_PORT, LAB_ARGS (passed to jupyter lab),
+# LAB_LANG=zh_CN (the lab in Chinese; unset: the system locale's language if Chinese, else English).
 HEADLESS ?=
+LAB_LANG ?=
 LAB_PORT ?= 8888
 LAB_ARGS ?=
 
@@ -29,7 +31,7 @@ build: setup
 	cargo build --release --bin llm
 
 lab: setup
-	HEADLESS="$(HEADLESS)" LAB_PORT="$(LAB_PORT)" scripts/lab.sh $(LAB_ARGS)
+	HEADLESS="$(HEADLESS)" LAB_PORT="$(LAB_PORT)" LAB_LANG="$(LAB_LANG)" scripts/lab.sh $(LAB_ARGS)
 
 test: setup
 	scripts/test.sh

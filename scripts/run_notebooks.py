@@ -27,13 +27,19 @@ A cell that panics on purpose (showing that the variables of earlier cells survi
 `:preserve_vars_on_panic`, on by default) carries "allow-panic": then its panic is accepted too.
 
 --update writes the executed outputs back into the source notebooks (to commit the outputs of a
-real run, so the notebooks read well on a code host).
+real run, so the notebooks read well on a code host), with a stamp in the notebook's metadata:
+`metadata.llm_from_scratch = {"executed_code_sha256": <code_sha256 of the code cells' sources>,
+"llm_quick": <LLM_QUICK during the run, or null>}`, so a check can tell outputs of a run of the
+current code from stale ones (scripts/zh_notebooks.py check does).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import json
+import os
 import re
 import sys
 import time
@@ -50,6 +56,20 @@ ALLOW_PANIC_TAG = "allow-panic"
 # How long the runner waits, after a cell's "idle" status, for output the kernel sends late.
 LATE_OUTPUT_S = 0.2
 PROGRESS_LINE = re.compile(r"^downloading \S+ from \S+$")
+# The notebook metadata key of the stamp --update writes.
+STAMP_KEY = "llm_from_scratch"
+
+
+def code_sha256(sources: list[str]) -> str:
+    """The hash the stamp records: SHA-256 of the JSON list of the code cells' sources, in order."""
+    return hashlib.sha256(json.dumps(sources, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def stamp_executed(nb: dict) -> None:
+    """Record in the notebook's metadata which code its outputs come from, and in which mode."""
+    sources = [c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+               for c in nb["cells"] if c.get("cell_type") == "code"]
+    nb["metadata"][STAMP_KEY] = {"executed_code_sha256": code_sha256(sources), "llm_quick": os.environ.get("LLM_QUICK")}
 
 
 class NotebookFailure(Exception):
@@ -200,6 +220,7 @@ def run_notebook(nb_path: Path, out_dir: Path, timeout: int, kernel: str, update
     if problems:
         raise NotebookFailure("; ".join(problems))
     if update:
+        stamp_executed(nb)
         nbformat.write(nb, nb_path)
     return first_output[0] if first_output else None
 

@@ -21,6 +21,11 @@ Usage:
   scripts/slides.py --check [NOTEBOOK ...]  change nothing; exit 1, naming each notebook and cell,
                                             when a cell lacks its slide type or has a stale one
 
+A Chinese notebook (notebooks/zh/<name>, named on the command line) presents the slides of its
+English twin notebooks/<name>: each cell's slide type is that of the English cell with the same id
+(scripts/zh_notebooks.py keeps the two notebooks' cell metadata identical), not one computed from
+the Chinese text, whose lengths differ.
+
 Only the `slideshow` metadata changes; sources, outputs and the file's JSON layout stay as they
 are (the notebooks are not executed). Running it twice changes nothing the second time.
 """
@@ -118,10 +123,30 @@ def applies_to(path: Path) -> bool:
     return path.suffix == ".ipynb" and path.resolve().parent.name == "notebooks"
 
 
-def stale_cells(nb: dict) -> list[tuple[int, str, str | None]]:
-    """(cell index, wanted slide type, present slide type or None) of each cell that is wrong."""
+def english_twin(path: Path) -> Path | None:
+    """The English notebook of a Chinese one (notebooks/zh/<name> -> notebooks/<name>), if any."""
+    twin = path.resolve().parent.parent / path.name
+    return twin if path.resolve().parent.name == "zh" and twin.exists() else None
+
+
+def wanted_types(path: Path, nb: dict) -> list[str]:
+    """The slide type each cell should have: from its own content, or, in a Chinese notebook,
+    those of its English twin's cells (by cell id; a cell without a twin: from its content)."""
+    own = slide_types(nb.get("cells", []))
+    twin = english_twin(path)
+    if twin is None:
+        return own
+    en_cells = json.loads(twin.read_text(encoding="utf-8")).get("cells", [])
+    by_id = dict(zip((c.get("id") for c in en_cells), slide_types(en_cells)))
+    return [by_id.get(c.get("id"), t) for c, t in zip(nb.get("cells", []), own)]
+
+
+def stale_cells(nb: dict, types: list[str] | None = None) -> list[tuple[int, str, str | None]]:
+    """(cell index, wanted slide type, present slide type or None) of each cell that is wrong
+    (`types`: the wanted types, by default computed from the cells)."""
     wrong = []
-    for index, (cell, want) in enumerate(zip(nb.get("cells", []), slide_types(nb.get("cells", [])))):
+    types = slide_types(nb.get("cells", [])) if types is None else types
+    for index, (cell, want) in enumerate(zip(nb.get("cells", []), types)):
         have = cell.get("metadata", {}).get("slideshow", {}).get("slide_type")
         if have != want:
             wrong.append((index, want, have))
@@ -132,7 +157,7 @@ def slide_problems(path: Path, nb: dict) -> list[str]:
     """One line per cell whose slide metadata is missing or stale (empty when all are right)."""
     return [
         f"{path.name} cell {index}: slide_type {have!r}, want {want!r} (run scripts/slides.py {path.name})"
-        for index, want, have in stale_cells(nb)
+        for index, want, have in stale_cells(nb, wanted_types(path, nb))
     ]
 
 
@@ -141,10 +166,12 @@ def dumps(nb: dict) -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 
 
-def set_slide_metadata(nb: dict) -> int:
-    """Set every cell's slide type; returns how many cells changed."""
+def set_slide_metadata(nb: dict, types: list[str] | None = None) -> int:
+    """Set every cell's slide type (`types`, by default computed from the cells); returns how many
+    cells changed."""
     changed = 0
-    for cell, want in zip(nb.get("cells", []), slide_types(nb.get("cells", []))):
+    types = slide_types(nb.get("cells", [])) if types is None else types
+    for cell, want in zip(nb.get("cells", []), types):
         meta = cell.setdefault("metadata", {})
         if meta.get("slideshow", {}).get("slide_type") != want:
             meta.setdefault("slideshow", {})["slide_type"] = want
@@ -175,10 +202,10 @@ def main(argv: list[str] | None = None) -> int:
                 if len(problems) > 5:
                     print(f"FAILED {path.name}: and {len(problems) - 5} more cells")
             continue
-        changed = set_slide_metadata(nb)
+        types = wanted_types(path, nb)
+        changed = set_slide_metadata(nb, types)
         if changed:
             path.write_text(dumps(nb), encoding="utf-8")
-        types = slide_types(nb["cells"])
         print(f"{path.name}: {changed} cell(s) updated; {types.count('slide')} slides, {types.count('subslide')} subslides")
     if check:
         print(f"slide check: {len(paths) - failed} passed, {failed} failed")

@@ -6,6 +6,7 @@ project's evcxr kernel (a few seconds each: no crate is compiled).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,6 +112,21 @@ class TestWithKernel:
         assert "notebooks: 1 passed, 0 failed" in r.stdout
         executed = nbformat.read(tmp_path / "out" / "good.ipynb", as_version=4)
         assert "hi 42" in executed.cells[0].outputs[0]["text"]
+
+    def test_update_runs_in_the_notebooks_folder_and_stamps_the_code(self, tmp_path):
+        # The kernel starts in the notebook's own folder, as in Jupyter (notebooks/zh/.llm-lang is
+        # read from there), and --update records the hash of the code it ran.
+        (tmp_path / "zh").mkdir()
+        nb = write_notebook(tmp_path / "zh" / "here.ipynb", 'println!("{}", std::env::current_dir().unwrap().display());')
+        r = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "run_notebooks.py"), "--update", "--out", str(tmp_path / "out"), str(nb)],
+            capture_output=True, text=True, timeout=600, env=dict(os.environ, LLM_QUICK="1"),
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        executed = nbformat.read(nb, as_version=4)
+        assert executed.cells[0].outputs[0]["text"].strip() == str((tmp_path / "zh").resolve()), executed.cells[0].outputs
+        stamp = executed.metadata["llm_from_scratch"]
+        assert stamp == {"executed_code_sha256": run_notebooks.code_sha256([executed.cells[0].source]), "llm_quick": "1"}
 
     def test_panicking_cell_fails_naming_notebook_and_cell(self, tmp_path):
         nb = write_notebook(tmp_path / "panics.ipynb", 'println!("before");', 'let v: Vec<u8> = vec![];\nv[3]',

@@ -84,6 +84,28 @@ def test_check_fails_until_slides_py_runs_and_only_metadata_changes(tmp_path):
     assert slides.applies_to(path) and not slides.applies_to(folder / "exercises" / "x.ipynb")
 
 
+def test_a_chinese_notebook_presents_its_english_twins_slides(tmp_path):
+    # notebooks/zh/<name> takes each cell's slide type from the English cell of the same id: the
+    # Chinese explanation is long enough to give the figure after it a slide of its own, the
+    # English one is not, and the English slides win.
+    en_dir, zh_dir = tmp_path / "notebooks", tmp_path / "notebooks" / "zh"
+    zh_dir.mkdir(parents=True)
+    figure = code("show()")
+    figure["outputs"] = [{"output_type": "display_data", "data": {"image/svg+xml": "<svg/>"}, "metadata": {}}]
+    en = {"cells": [md("# T"), md("Short."), figure], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (en_dir / "ch09.ipynb").write_text(slides.dumps(en), encoding="utf-8")
+    zh = json.loads(slides.dumps(en))
+    zh["cells"][1]["source"] = "很长的解释。\n" * (slides.LONG_EXPLANATION_LINES + 1)
+    assert slides.slide_types(zh["cells"])[2] == "subslide" and slides.slide_types(en["cells"])[2] == "fragment"
+    (zh_dir / "ch09.ipynb").write_text(slides.dumps(zh), encoding="utf-8")
+    script = [sys.executable, str(REPO / "scripts" / "slides.py")]
+    assert subprocess.run(script + [str(zh_dir / "ch09.ipynb")], capture_output=True).returncode == 0
+    types = [c["metadata"]["slideshow"]["slide_type"] for c in json.loads((zh_dir / "ch09.ipynb").read_text())["cells"]]
+    assert types == ["slide", "-", "fragment"], "the English notebook's slides"
+    assert subprocess.run(script + ["--check", str(zh_dir / "ch09.ipynb")], capture_output=True).returncode == 0
+    assert not slides.applies_to(zh_dir / "ch09.ipynb"), "check_notebooks leaves the Chinese slides to the zh check"
+
+
 def chromium() -> str:
     for name in ("chromium", "chromium-browser"):
         found = shutil.which(name)
