@@ -223,6 +223,12 @@ pub const ZH: &[(&str, &str)] = &[
     // Chapter 2.
     ("Tokens needed for The Verdict", "《The Verdict》所需的词元数"),
     ("tokens", "词元数"),
+    ("Tokens per character, chapter 1's summary (not trained on)", "每个字符的词元数：第 1 章小结（不在训练文本中）"),
+    ("tokens per character", "每个字符的词元数"),
+    ("GPT-2, English", "GPT-2，英文"),
+    ("GPT-2, Chinese", "GPT-2，中文"),
+    ("Chinese BPE, English", "中文 BPE，英文"),
+    ("Chinese BPE, Chinese", "中文 BPE，中文"),
     ("UTF-8 bytes", "UTF-8 字节"),
     ("BPE trained on the story", "在这篇小说上训练的 BPE"),
     ("words and punctuation", "单词与标点"),
